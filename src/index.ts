@@ -1,0 +1,19 @@
+/**
+ * Public API of the Conv2Former dense-prediction framework.
+ */
+export { initBackend, BACKEND_CHOICES, type BackendChoice } from './backend.ts';
+export {
+  Conv2Former,
+  createConv2Former,
+  CONV2FORMER_VARIANTS,
+  type Conv2FormerConfig,
+  type Conv2FormerOptions,
+  type Conv2FormerVariant,
+  type FeatureInfo,
+} from './backbone/conv2former.ts';
+export { inferConv2FormerConfig, kernelSizeFromStateDict } from './backbone/conv2former_checkpoint.ts';
+export { loadCheckpoint, saveSafetensors, readCheckpointFile } from './nn/checkpoint.ts';
+export { Module, type LoadResult } from './nn/module.ts';
+export { conv2d, type ConvGeometry } from './nn/conv_ops.ts';
+export { manualSeed } from './nn/random.ts';
+export type { RawTensor, TensorDict } from './io/tensor_data.ts';

@@ -1,0 +1,247 @@
+/**
+ * 2-D convolution with gradients built from forward ops.
+ *
+ * tfjs's own convolution gradients are naive loops on the cpu backend and partly missing on wasm
+ * (`Conv2DBackpropFilter`, `DepthwiseConv2dNativeBackpropInput/Filter`). Here every gradient is a
+ * forward convolution, a matmul, or a strided slice, all of which are fast on cpu and wasm:
+ * - pointwise (1x1) and patchify (k == stride) convs ARE matmuls: autodiff handles them;
+ * - general dense convs: input grad = conv of the (zero-stuffed) output grad with the flipped,
+ *   in/out-swapped kernel; filter grad = one matmul per kernel tap (im2col without the copy blow-up);
+ * - depthwise convs: input grad = depthwise conv with the flipped kernel; filter grad = depthwise conv
+ *   of the padded input with the output grad as kernel, batch folded into channels.
+ * Grouped convs are split into per-group dense convs.
+ *
+ * Weights use tfjs layouts: dense `[kh, kw, inC/groups, outC]`, depthwise `[kh, kw, C, multiplier]`.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Convolution geometry, PyTorch-style explicit symmetric or asymmetric padding. */
+export interface ConvGeometry {
+  stride: [number, number];
+  /** `[[top, bottom], [left, right]]` zero padding. */
+  padding: [[number, number], [number, number]];
+  dilation: [number, number];
+  groups: number;
+}
+
+type Pad2 = [[number, number], [number, number]];
+
+/** Output size of a convolution along one axis (PyTorch's formula). */
+export function convOutSize(inSize: number, k: number, stride: number, padBefore: number, padAfter: number, dilation: number): number {
+  return Math.floor((inSize + padBefore + padAfter - dilation * (k - 1) - 1) / stride) + 1;
+}
+
+/** Pads (positive amounts) or crops (negative amounts) the spatial axes of an NHWC tensor. */
+function padOrCrop(x: tf.Tensor4D, p: Pad2): tf.Tensor4D {
+  const [[t, b], [l, r]] = p;
+  let y = x;
+  if (t > 0 || b > 0 || l > 0 || r > 0) {
+    y = tf.pad(y, [[0, 0], [Math.max(t, 0), Math.max(b, 0)], [Math.max(l, 0), Math.max(r, 0)], [0, 0]]);
+  }
+  if (t < 0 || b < 0 || l < 0 || r < 0) {
+    const [n, h, w, c] = y.shape;
+    const top = Math.max(-t, 0);
+    const left = Math.max(-l, 0);
+    y = tf.slice(y, [0, top, left, 0], [n, h - top - Math.max(-b, 0), w - left - Math.max(-r, 0), c]);
+  }
+  return y;
+}
+
+/** Inserts `stride - 1` zeros between spatial elements: `[N,H,W,C]` → `[N,s(H-1)+1,s(W-1)+1,C]`. */
+function zeroStuff(x: tf.Tensor4D, stride: [number, number]): tf.Tensor4D {
+  const [sh, sw] = stride;
+  if (sh === 1 && sw === 1) return x;
+  const [n, h, w, c] = x.shape;
+  const spread = tf.pad(x.reshape([n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+  return tf.slice(spread.reshape([n, h * sh, w * sw, c]) as tf.Tensor4D, [0, 0, 0, 0], [n, sh * (h - 1) + 1, sw * (w - 1) + 1, c]);
+}
+
+/**
+ * Padding that turns the zero-stuffed output gradient into the input gradient under a stride-1
+ * "full" convolution with the flipped kernel, already cropped by the forward padding.
+ */
+function inputGradPadding(inShape: [number, number], outShape: [number, number], k: [number, number], g: ConvGeometry): Pad2 {
+  const pads: number[][] = [];
+  for (let a = 0; a < 2; a++) {
+    const [pb, pa] = g.padding[a];
+    const span = g.dilation[a] * (k[a] - 1);
+    const padded = inShape[a] + pb + pa;
+    const stuffed = g.stride[a] * (outShape[a] - 1) + 1;
+    pads.push([span - pb, padded - stuffed - pa]);
+  }
+  return pads as Pad2;
+}
+
+/** One strided view of the padded input per kernel tap `(i, j)`: `[N, Ho, Wo, C]`. */
+function tapSlice(xPad: tf.Tensor4D, i: number, j: number, outHW: [number, number], g: ConvGeometry): tf.Tensor4D {
+  const [n, , , c] = xPad.shape;
+  const [dh, dw] = g.dilation;
+  const [sh, sw] = g.stride;
+  const top = i * dh;
+  const left = j * dw;
+  return tf.stridedSlice(xPad, [0, top, left, 0], [n, top + sh * (outHW[0] - 1) + 1, left + sw * (outHW[1] - 1) + 1, c], [1, sh, sw, 1]) as tf.Tensor4D;
+}
+
+function padInput(x: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+  const [[t, b], [l, r]] = g.padding;
+  return t || b || l || r ? tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]]) : x;
+}
+
+type ExplicitPadding = [[number, number], [number, number], [number, number], [number, number]];
+
+function explicitPad(g: ConvGeometry): ExplicitPadding {
+  return [[0, 0], g.padding[0], g.padding[1], [0, 0]];
+}
+
+/** Dense convolution (groups = 1) through `tf.conv2d`, with the gradients described above. */
+function denseConv(x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+  const run = tf.customGrad((...args: unknown[]) => {
+    const [xIn, wIn, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
+    const y = tf.conv2d(xIn, wIn, g.stride, explicitPad(g), 'NHWC', g.dilation);
+    save([xIn, wIn]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const dy4 = dy as tf.Tensor4D;
+        return [denseInputGrad(dy4, ws, xs.shape, g), denseFilterGrad(xs, dy4, ws.shape, g)];
+      },
+    };
+  });
+  return run(x, w) as tf.Tensor4D;
+}
+
+function denseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g: ConvGeometry): tf.Tensor4D {
+  const [kh, kw] = w.shape;
+  const flipped = tf.reverse(w, [0, 1]).transpose([0, 1, 3, 2]) as tf.Tensor4D;
+  const pads = inputGradPadding([xShape[1], xShape[2]], [dy.shape[1], dy.shape[2]], [kh, kw], g);
+  const z = padOrCrop(zeroStuff(dy, g.stride), pads);
+  return tf.conv2d(z, flipped, 1, 'valid', 'NHWC', g.dilation);
+}
+
+function denseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], g: ConvGeometry): tf.Tensor4D {
+  const [kh, kw, cin, cout] = wShape;
+  const [n, ho, wo] = dy.shape;
+  const dy2 = dy.reshape([n * ho * wo, cout]);
+  const xPad = padInput(x, g);
+  const taps: tf.Tensor2D[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const patch = tapSlice(xPad, i, j, [ho, wo], g);
+      const p2 = patch.reshape([n * ho * wo, cin]);
+      taps.push(tf.matMul(p2, dy2, true, false));
+      // Free each tap's copy at once: kh*kw of them alive together is the im2col blow-up.
+      patch.dispose();
+      p2.dispose();
+    }
+  }
+  return tf.stack(taps).reshape([kh, kw, cin, cout]);
+}
+
+/** Depthwise convolution (groups = inC) through `tf.depthwiseConv2d`, with forward-op gradients. */
+function depthwiseConv(x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+  const run = tf.customGrad((...args: unknown[]) => {
+    const [xIn, wIn, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
+    const y = tf.depthwiseConv2d(xIn, wIn, g.stride, explicitPad(g), 'NHWC', g.dilation);
+    save([xIn, wIn]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const dy4 = dy as tf.Tensor4D;
+        return [depthwiseInputGrad(dy4, ws, xs.shape, g), depthwiseFilterGrad(xs, dy4, ws.shape, g)];
+      },
+    };
+  });
+  return run(x, w) as tf.Tensor4D;
+}
+
+function depthwiseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g: ConvGeometry): tf.Tensor4D {
+  const [kh, kw, c, m] = w.shape;
+  // Output channel c*m+k depends on input channel c only: convolve each output channel with its own
+  // flipped kernel, then sum the m multiplier channels of each input channel.
+  const flipped = tf.reverse(w, [0, 1]).reshape([kh, kw, c * m, 1]) as tf.Tensor4D;
+  const pads = inputGradPadding([xShape[1], xShape[2]], [dy.shape[1], dy.shape[2]], [kh, kw], g);
+  const z = padOrCrop(zeroStuff(dy, g.stride), pads);
+  const full = tf.depthwiseConv2d(z, flipped, 1, 'valid', 'NHWC', g.dilation);
+  if (m === 1) return full;
+  const [n, h, wd] = full.shape;
+  return full.reshape([n, h, wd, c, m]).sum(4) as tf.Tensor4D;
+}
+
+function depthwiseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], g: ConvGeometry): tf.Tensor4D {
+  const [kh, kw, c, m] = wShape;
+  const [n, ho, wo] = dy.shape;
+  let xPad = padInput(x, g);
+  if (m > 1) {
+    const [, hp, wp] = xPad.shape;
+    xPad = tf.tile(xPad.reshape([n, hp, wp, c, 1]), [1, 1, 1, 1, m]).reshape([n, hp, wp, c * m]);
+  }
+  const [sh, sw] = g.stride;
+  const [dh, dw] = g.dilation;
+  // dw[i,j,ch] = sum_{n,y,x} xPad[n, d*i + s*y, d*j + s*x, ch] * dy[n,y,x,ch]: a depthwise conv of
+  // the input (batch folded into channels) with dy as the kernel, stride d and dilation s.
+  const [, hp, wp, cm] = xPad.shape;
+  const xFold = xPad.transpose([1, 2, 0, 3]).reshape([1, hp, wp, n * cm]);
+  const kFold = dy.transpose([1, 2, 0, 3]).reshape([ho, wo, n * cm, 1]);
+  const out = tf.depthwiseConv2d(xFold as tf.Tensor4D, kFold as tf.Tensor4D, [dh, dw], 'valid', 'NHWC', [sh, sw]);
+  return out.slice([0, 0, 0, 0], [1, kh, kw, n * cm]).reshape([kh, kw, n, cm]).sum(2).reshape([kh, kw, c, m]);
+}
+
+/** Kernel with `dilation - 1` zeros between taps: `[kh, kw, a, b]` → `[d(kh-1)+1, d(kw-1)+1, a, b]`. */
+function dilateKernel(w: tf.Tensor4D, dilation: [number, number]): tf.Tensor4D {
+  const [kh, kw, a, b] = w.shape;
+  const [dh, dw] = dilation;
+  const spread = tf.pad(w.reshape([kh, 1, kw, 1, a, b]), [[0, 0], [0, dh - 1], [0, 0], [0, dw - 1], [0, 0], [0, 0]]);
+  return tf.slice(spread.reshape([kh * dh, kw * dw, a, b]) as tf.Tensor4D, [0, 0, 0, 0], [dh * (kh - 1) + 1, dw * (kw - 1) + 1, a, b]);
+}
+
+/** 1x1, stride 1, no padding: a matmul over channels. */
+function pointwiseConv(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
+  const [n, h, wd, c] = x.shape;
+  const cout = w.shape[3];
+  return tf.matMul(x.reshape([n * h * wd, c]), w.reshape([c, cout])).reshape([n, h, wd, cout]);
+}
+
+/** Kernel == stride, no padding, no dilation: non-overlapping patches, i.e. space-to-depth + matmul. */
+function patchifyConv(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
+  const [kh, kw, cin, cout] = w.shape;
+  const [n, h, wd] = x.shape;
+  const ho = Math.floor(h / kh);
+  const wo = Math.floor(wd / kw);
+  let xs = x;
+  if (ho * kh !== h || wo * kw !== wd) xs = tf.slice(x, [0, 0, 0, 0], [n, ho * kh, wo * kw, cin]);
+  const patches = xs.reshape([n, ho, kh, wo, kw, cin]).transpose([0, 1, 3, 2, 4, 5]).reshape([n * ho * wo, kh * kw * cin]);
+  return tf.matMul(patches, w.reshape([kh * kw * cin, cout])).reshape([n, ho, wo, cout]);
+}
+
+/**
+ * 2-D convolution, NHWC, differentiable with fast gradients on every backend.
+ * @param x `[N, H, W, inC]`
+ * @param w dense/grouped `[kh, kw, inC/groups, outC]`; depthwise (groups == inC) `[kh, kw, inC, mult]`
+ * @returns `[N, Ho, Wo, outC]` with PyTorch's output size.
+ */
+export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+  if ((g.stride[0] > 1 || g.stride[1] > 1) && (g.dilation[0] > 1 || g.dilation[1] > 1)) {
+    // tfjs refuses stride and dilation together: spell the holes out in the kernel (rare geometry).
+    return conv2d(x, dilateKernel(w, g.dilation), { ...g, dilation: [1, 1] });
+  }
+  const [kh, kw, wIn] = w.shape;
+  const cin = x.shape[3];
+  const noPad = g.padding.every(([a, b]) => a === 0 && b === 0);
+  const unitDil = g.dilation[0] === 1 && g.dilation[1] === 1;
+  if (g.groups === 1) {
+    tf.util.assert(wIn === cin, () => `conv2d: input has ${cin} channels but the weight expects ${wIn}`);
+    if (kh === 1 && kw === 1 && noPad && g.stride[0] === 1 && g.stride[1] === 1) return pointwiseConv(x, w);
+    if (kh === g.stride[0] && kw === g.stride[1] && noPad && unitDil) return patchifyConv(x, w);
+    return denseConv(x, w, g);
+  }
+  if (g.groups === cin && wIn === cin) return depthwiseConv(x, w, g);
+  tf.util.assert(cin % g.groups === 0 && wIn === cin / g.groups,
+    () => `conv2d: ${cin} input channels, ${g.groups} groups, weight expects ${wIn} per group`);
+  const cout = w.shape[3];
+  const xs = tf.split(x, g.groups, 3);
+  const ws = tf.split(w, g.groups, 3);
+  tf.util.assert(cout % g.groups === 0, () => `conv2d: ${cout} output channels not divisible by ${g.groups} groups`);
+  return tf.concat(xs.map((xi, i) => conv2d(xi as tf.Tensor4D, ws[i] as tf.Tensor4D, { ...g, groups: 1 })), 3) as tf.Tensor4D;
+}
