@@ -11,7 +11,7 @@ export {
   type Conv2FormerVariant,
   type FeatureInfo,
 } from './backbone/conv2former.ts';
-export { inferConv2FormerConfig, kernelSizeFromStateDict } from './backbone/conv2former_checkpoint.ts';
+export { assertVariant, inferConv2FormerConfig, kernelSizeFromStateDict } from './backbone/conv2former_checkpoint.ts';
 export { loadCheckpoint, saveSafetensors, readCheckpointFile } from './nn/checkpoint.ts';
 export { Module, type LoadResult } from './nn/module.ts';
 export { conv2d, type ConvGeometry } from './nn/conv_ops.ts';

@@ -6,13 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { conv2d, convOutSize, type ConvGeometry } from '../src/nn/conv_ops.ts';
+import { conv2d, convOutSize, dilateKernel, type ConvGeometry } from '../src/nn/conv_ops.ts';
 import { maxRelDiff } from './helpers/fixtures.ts';
 
 interface Case {
   name: string;
-  x: number[];
-  w: number[];
+  x: [number, number, number, number];
+  w: [number, number, number, number];
   g: ConvGeometry;
 }
 
@@ -39,16 +39,9 @@ const CASES: Case[] = [
   { name: 'depthwise 3x3 stride 2 dilation 2', x: [1, 11, 11, 2], w: [3, 3, 2, 1], g: geo(2, 2, 2, 2) },
 ];
 
-/** Kernel with dilation holes made explicit, so tfjs's reference gradients (no dilation support) apply. */
-function dilateKernel(w: tf.Tensor4D, d: number): tf.Tensor4D {
-  if (d === 1) return w;
-  const [kh, kw, c, m] = w.shape;
-  const spread = tf.pad(w.reshape([kh, 1, kw, 1, c, m]), [[0, 0], [0, d - 1], [0, 0], [0, d - 1], [0, 0], [0, 0]]);
-  return spread.reshape([kh * d, kw * d, c, m]).slice([0, 0, 0, 0], [d * (kh - 1) + 1, d * (kw - 1) + 1, c, m]);
-}
-
 function reference(x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
-  const wd = dilateKernel(w, g.dilation[0]);
+  // tfjs's reference gradients do not support dilation: spell the holes out in the kernel.
+  const wd = dilateKernel(w, g.dilation);
   const xp = tf.pad(x, [[0, 0], g.padding[0], g.padding[1], [0, 0]]);
   return g.groups === 1 ? tf.conv2d(xp, wd, g.stride, 'valid') : tf.depthwiseConv2d(xp, wd, g.stride, 'valid');
 }

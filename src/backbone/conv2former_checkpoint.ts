@@ -3,7 +3,7 @@
  * the kernel size (and, for custom sizes, dims and depths) instead of the user guessing them.
  */
 import type { TensorDict } from '../io/tensor_data.ts';
-import type { Conv2FormerConfig } from './conv2former.ts';
+import { CONV2FORMER_VARIANTS, type Conv2FormerConfig, type Conv2FormerVariant } from './conv2former.ts';
 
 function shapeOf(dict: TensorDict, key: string, source: string): number[] {
   const t = dict.get(key);
@@ -40,4 +40,13 @@ export function kernelSizeFromStateDict(dict: TensorDict, source: string): numbe
     throw new Error(`${source}: 'stages.0.0.attn.att.2.weight' should be [C, 1, k, k], got [${shape.join(', ')}]`);
   }
   return shape[2];
+}
+
+/** Throws unless `cfg` (read from `source`) has the dims and depths of the official `variant`. */
+export function assertVariant(cfg: Conv2FormerConfig, variant: Conv2FormerVariant, source: string): void {
+  const want = CONV2FORMER_VARIANTS[variant];
+  if (want.dims.join() !== cfg.dims.join() || want.depths.join() !== cfg.depths.join()) {
+    throw new Error(`${source} is not Conv2Former-${variant.toUpperCase()}: it has dims [${cfg.dims}] depths [${cfg.depths}], ` +
+      `the variant has dims [${want.dims}] depths [${want.depths}]`);
+  }
 }

@@ -189,7 +189,7 @@ function depthwiseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], 
 }
 
 /** Kernel with `dilation - 1` zeros between taps: `[kh, kw, a, b]` → `[d(kh-1)+1, d(kw-1)+1, a, b]`. */
-function dilateKernel(w: tf.Tensor4D, dilation: [number, number]): tf.Tensor4D {
+export function dilateKernel(w: tf.Tensor4D, dilation: [number, number]): tf.Tensor4D {
   const [kh, kw, a, b] = w.shape;
   const [dh, dw] = dilation;
   const spread = tf.pad(w.reshape([kh, 1, kw, 1, a, b]), [[0, 0], [0, dh - 1], [0, 0], [0, dw - 1], [0, 0], [0, 0]]);

@@ -1,0 +1,177 @@
+/** The nn layer: state dicts in PyTorch layout, layers against hand-computed values, RNG state. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { gelu } from '../src/nn/activation.ts';
+import { Sequential } from '../src/nn/container.ts';
+import { Conv2d } from '../src/nn/conv2d.ts';
+import { DropPath } from '../src/nn/drop_path.ts';
+import { Linear } from '../src/nn/linear.ts';
+import { BatchNorm2d, GroupNorm, LayerNorm } from '../src/nn/norm.ts';
+import { Rng, globalRng, manualSeed } from '../src/nn/random.ts';
+import type { RawTensor } from '../src/io/tensor_data.ts';
+import { maxAbsDiff } from './helpers/fixtures.ts';
+
+await tf.setBackend('cpu');
+
+const raw = (shape: number[], f: (i: number) => number): RawTensor => ({
+  dtype: 'float32', shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => f(i)),
+});
+
+/** Direct NCHW convolution from PyTorch-layout weights, as the reference for our layouts. */
+function naiveConvNCHW(x: Float32Array, [n, c, h, w]: number[], wt: Float32Array, [o, cg, kh, kw]: number[], groups: number, pad: number, stride: number): { y: Float32Array; shape: number[] } {
+  const ho = Math.floor((h + 2 * pad - kh) / stride) + 1;
+  const wo = Math.floor((w + 2 * pad - kw) / stride) + 1;
+  const y = new Float32Array(n * o * ho * wo);
+  const og = o / groups;
+  for (let b = 0; b < n; b++) for (let oc = 0; oc < o; oc++) for (let i = 0; i < ho; i++) for (let j = 0; j < wo; j++) {
+    let s = 0;
+    const g = Math.floor(oc / og);
+    for (let ci = 0; ci < cg; ci++) for (let p = 0; p < kh; p++) for (let q = 0; q < kw; q++) {
+      const yy = i * stride + p - pad;
+      const xx = j * stride + q - pad;
+      if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+      s += x[((b * c + g * cg + ci) * h + yy) * w + xx] * wt[((oc * cg + ci) * kh + p) * kw + q];
+    }
+    y[((b * o + oc) * ho + i) * wo + j] = s;
+  }
+  return { y, shape: [n, o, ho, wo] };
+}
+
+test('Conv2d loads PyTorch-layout weights (dense, depthwise with multiplier, grouped)', () => {
+  const configs = [
+    { cin: 3, cout: 4, k: 3, groups: 1, pad: 1, stride: 2 },
+    { cin: 3, cout: 6, k: 3, groups: 3, pad: 1, stride: 1 },
+    { cin: 4, cout: 6, k: 3, groups: 2, pad: 0, stride: 1 },
+  ];
+  for (const cfg of configs) {
+    const conv = new Conv2d(cfg.cin, cfg.cout, cfg.k, { groups: cfg.groups, padding: cfg.pad, stride: cfg.stride });
+    const wShape = [cfg.cout, cfg.cin / cfg.groups, cfg.k, cfg.k];
+    const w = raw(wShape, (i) => Math.sin(i * 1.3));
+    const b = raw([cfg.cout], (i) => i * 0.1);
+    conv.loadStateDict(new Map([['weight', w], ['bias', b]]));
+    const xShape = [2, cfg.cin, 7, 6];
+    const x = raw(xShape, (i) => Math.cos(i * 0.7));
+    const ref = naiveConvNCHW(x.data as Float32Array, xShape, w.data as Float32Array, wShape, cfg.groups, cfg.pad, cfg.stride);
+    tf.tidy(() => {
+      const y = conv.forward(tf.tensor(x.data, xShape).transpose([0, 2, 3, 1]) as tf.Tensor4D);
+      const refT = tf.add(tf.tensor(ref.y, ref.shape).transpose([0, 2, 3, 1]), b.data as Float32Array);
+      assert.ok(maxAbsDiff(y, refT) < 1e-5, JSON.stringify(cfg));
+    });
+    // stateDict gives back the exact PyTorch layout.
+    const sd = conv.stateDict();
+    assert.deepEqual(sd.get('weight')!.shape, wShape);
+    assert.deepEqual([...sd.get('weight')!.data], [...w.data]);
+    conv.dispose();
+  }
+});
+
+test('Linear keeps PyTorch [out, in] weights', () => {
+  const lin = new Linear(3, 2);
+  lin.loadStateDict(new Map([['weight', raw([2, 3], (i) => i)], ['bias', raw([2], () => 1)]]));
+  const y = tf.tidy(() => lin.forward(tf.tensor2d([[1, 2, 3]])).arraySync());
+  assert.deepEqual(y, [[0 + 2 + 6 + 1, 3 + 8 + 15 + 1]]);
+  lin.dispose();
+});
+
+test('loadStateDict: strict and non-strict, shape mismatch names the key', () => {
+  const seq = new Sequential([new Conv2d(2, 2, 1), new BatchNorm2d(2)]);
+  const keys = [...seq.stateDict().keys()];
+  assert.deepEqual(keys, ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked']);
+  assert.equal(seq.stateDict().get('1.num_batches_tracked')!.dtype, 'int64');
+  const partial = new Map([['0.weight', raw([2, 2, 1, 1], () => 1)], ['extra', raw([1], () => 0)]]);
+  assert.throws(() => seq.loadStateDict(partial), /missing keys \[0\.bias.*unexpected keys \[extra\]/);
+  const res = seq.loadStateDict(partial, { strict: false });
+  assert.deepEqual(res.unexpected, ['extra']);
+  assert.equal(res.missing.length, 6);
+  assert.throws(() => seq.loadStateDict(new Map([['0.weight', raw([3, 2, 1, 1], () => 1)]]), { strict: false }),
+    /shape mismatch for '0\.weight': checkpoint has \[3, 2, 1, 1\], model expects \[2, 2, 1, 1\]/);
+  seq.dispose();
+});
+
+test('LayerNorm and GroupNorm equal the textbook formulas', () => {
+  const x = tf.tensor4d(Float32Array.from({ length: 2 * 3 * 2 * 4 }, (_, i) => Math.sin(i) * 3), [2, 3, 2, 4]);
+  const ln = new LayerNorm(4, 1e-6);
+  ln.loadStateDict(new Map([['weight', raw([4], (i) => i + 1)], ['bias', raw([4], (i) => -i)]]));
+  const v = x.arraySync();
+  const y = ln.forward(x).arraySync();
+  for (const [b, i, j] of [[0, 0, 0], [1, 2, 1]]) {
+    const row = v[b][i][j];
+    const mu = row.reduce((a, c) => a + c) / 4;
+    const va = row.reduce((a, c) => a + (c - mu) ** 2, 0) / 4;
+    row.forEach((c, k) => assert.ok(Math.abs(y[b][i][j][k] - ((c - mu) / Math.sqrt(va + 1e-6) * (k + 1) - k)) < 1e-5));
+  }
+  const gn = new GroupNorm(2, 4);
+  const yg = gn.forward(x).arraySync();
+  // Group 0 of sample 0: channels 0,1 over all pixels.
+  const vals: number[] = [];
+  for (let i = 0; i < 3; i++) for (let j = 0; j < 2; j++) vals.push(v[0][i][j][0], v[0][i][j][1]);
+  const mu = vals.reduce((a, c) => a + c) / vals.length;
+  const va = vals.reduce((a, c) => a + (c - mu) ** 2, 0) / vals.length;
+  assert.ok(Math.abs(yg[0][1][1][1] - (v[0][1][1][1] - mu) / Math.sqrt(va + 1e-5)) < 1e-5);
+  ln.dispose();
+  gn.dispose();
+  x.dispose();
+});
+
+test('BatchNorm2d: batch stats and running update in train, running stats in eval', () => {
+  const bn = new BatchNorm2d(1);
+  const x = tf.tensor4d([1, 2, 3, 6], [1, 2, 2, 1]); // mean 3, biased var 3.5, unbiased 14/3
+  const yTrain = bn.forward(x).dataSync();
+  assert.ok(Math.abs(yTrain[0] - (1 - 3) / Math.sqrt(3.5 + 1e-5)) < 1e-5);
+  assert.ok(Math.abs(bn.runningMean.value.dataSync()[0] - 0.3) < 1e-6);
+  assert.ok(Math.abs(bn.runningVar.value.dataSync()[0] - (0.9 + 0.1 * 14 / 3)) < 1e-6);
+  assert.equal(bn.numBatchesTracked.value, 1);
+  bn.eval();
+  const yEval = bn.forward(x).dataSync();
+  assert.ok(Math.abs(yEval[0] - (1 - 0.3) / Math.sqrt(0.9 + 0.1 * 14 / 3 + 1e-5)) < 1e-5);
+  assert.equal(bn.numBatchesTracked.value, 1);
+  bn.dispose();
+  x.dispose();
+});
+
+test('GELU is the exact erf form, with a correct gradient', () => {
+  const xs = [-3, -0.5, 0, 0.7, 2.5];
+  const y = tf.tidy(() => gelu(tf.tensor1d(xs)).dataSync());
+  const erf = (v: number) => { // Abramowitz-Stegun 7.1.26 is too coarse for 1e-6; use a series.
+    let s = 0; let term = v; let k = 0;
+    while (Math.abs(term) > 1e-17 && k < 200) { s += term / (2 * k + 1); k++; term *= -v * v / k; }
+    return (2 / Math.sqrt(Math.PI)) * s;
+  };
+  xs.forEach((v, i) => assert.ok(Math.abs(y[i] - 0.5 * v * (1 + erf(v / Math.SQRT2))) < 2e-6, `gelu(${v})`));
+  const g = tf.tidy(() => tf.grad((t: tf.Tensor) => tf.sum(gelu(t)))(tf.tensor1d(xs)).dataSync());
+  xs.forEach((v, i) => {
+    const h = 1e-3;
+    const f = (u: number) => 0.5 * u * (1 + erf(u / Math.SQRT2));
+    assert.ok(Math.abs(g[i] - (f(v + h) - f(v - h)) / (2 * h)) < 1e-4, `gelu'(${v})`);
+  });
+});
+
+test('DropPath: identity in eval, per-sample 0 or 1/keep in train', () => {
+  const dp = new DropPath(0.5);
+  const x = tf.ones([64, 2, 2, 1]);
+  dp.eval();
+  assert.equal(dp.forward(x), x);
+  dp.train();
+  const y = (dp.forward(x).reshape([64, 4]) as tf.Tensor2D).arraySync();
+  for (const row of y) assert.ok(row.every((v) => v === 0) || row.every((v) => v === 2));
+  const kept = y.filter((r) => r[0] === 2).length;
+  assert.ok(kept > 10 && kept < 54, `kept ${kept} of 64`);
+  x.dispose();
+});
+
+test('Rng: seeded, and its state restores the exact stream', () => {
+  const a = new Rng(42);
+  const b = new Rng(42);
+  assert.equal(a.nextUint32(), b.nextUint32());
+  const s = a.getState();
+  const next = [a.uniform(), a.uniform()];
+  a.setState(s);
+  assert.deepEqual([a.uniform(), a.uniform()], next);
+  manualSeed(7);
+  const first = globalRng.uniform();
+  manualSeed(7);
+  assert.equal(globalRng.uniform(), first);
+  // Bounds are absolute, as in PyTorch's trunc_normal_(std, a=-2, b=2).
+  for (let i = 0; i < 1000; i++) assert.ok(Math.abs(a.truncNormal(1)) <= 2);
+});
