@@ -52,7 +52,7 @@ await runCli(async () => {
   };
   await saveSafetensors(backbone, argv.out, { format: 'pt', conv2former: JSON.stringify(info) });
   const sidecar = argv.out.replace(/\.safetensors$/, '.json');
-  writeFileAtomic(sidecar, JSON.stringify(info, null, 2) + '\n');
+  await writeFileAtomic(sidecar, JSON.stringify(info, null, 2) + '\n');
   const params = (backbone.numParameters() / 1e6).toFixed(2);
   console.log(`wrote ${argv.out} (${backbone.namedStates().length} tensors, ${params}M parameters, k=${cfg.kernelSize}) and ${sidecar}`);
   backbone.dispose();

@@ -10,9 +10,7 @@
  * Reading validates all of that (as the reference implementation does) so that a corrupt or
  * truncated file is reported, naming the file and tensor, rather than yielding garbage weights.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic } from './atomic_write.ts';
 import { DTYPE_SIZE, HOST_LE, decodeElements } from './dtype_codec.ts';
 import { readWholeFile } from './read_file.ts';
 import { numel, type DType, type RawTensor, type TensorDict } from './tensor_data.ts';
@@ -245,35 +243,5 @@ export function serializeSafetensors(dict: TensorDict, metadata?: Record<string,
  * the old file or the complete new one.
  */
 export async function writeSafetensors(path: string, dict: TensorDict, metadata?: Record<string, string>): Promise<void> {
-  const parts = serializeParts(dict, metadata);
-  const dir = dirname(path);
-  // Same folder: rename is only atomic within one filesystem.
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const fh = await open(tmp, 'wx');
-    try {
-      for (const part of parts) {
-        // write() may be partial for huge chunks (Linux caps one write at ~2 GiB), so loop.
-        for (let done = 0; done < part.length; ) done += (await fh.write(part, done, part.length - done)).bytesWritten;
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw new Error(`cannot write safetensors file ${path}: ${(err as Error).message}`);
-  }
-  // Persist the rename itself; directories cannot be opened for fsync on every platform (Windows), hence best effort.
-  try {
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    /* best effort */
-  }
+  await writeFileAtomic(path, serializeParts(dict, metadata));
 }
