@@ -62,3 +62,13 @@ test('classify prints the top-5 classes; a bad image is a clear error', async ()
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^error: cannot read image .*missing\.jpg/m);
 });
+
+test('demo: the training loop runs and its tensor count stays flat', () => {
+  const workDir = path.join(tmp, 'demo');
+  const r = run('demo.ts', ['--iters', '6', '--batch', '2', '--size', '32', '--warmup', '2', '--log-interval', '1', '--eval-interval', '100', '--work-dir', workDir]);
+  assert.equal(r.code, 0, r.stderr);
+  const counts = [...r.stdout.matchAll(/tensors (\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(counts.length, 6);
+  assert.ok(counts.slice(1).every((c) => c === counts[1]), `tensor counts ${counts.join(', ')}`);
+  assert.match(r.stdout, /final validation accuracy [\d.]+%/);
+});

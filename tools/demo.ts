@@ -12,16 +12,20 @@ import { initBackend } from '../src/backend.ts';
 import { createConv2Former } from '../src/backbone/conv2former.ts';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../src/datasets/imagenet_preprocess.ts';
 import { SHAPE_CLASSES, makeShapeBatch, type ShapeBatch } from '../src/datasets/shapes_classification.ts';
+import { AdamW, warmupCosineLr } from '../src/engine/adamw.ts';
 import { saveSafetensors } from '../src/nn/checkpoint.ts';
 import { Rng, manualSeed } from '../src/nn/random.ts';
 import { runCli } from './cli.ts';
 
 await runCli(async () => {
   const argv = await yargs(hideBin(process.argv))
-    .option('iters', { type: 'number', default: 150 })
+    .option('iters', { type: 'number', default: 400 })
     .option('batch', { type: 'number', default: 16 })
     .option('size', { type: 'number', default: 64, describe: 'image side (>= 32)' })
     .option('lr', { type: 'number', default: 2e-3 })
+    .option('warmup', { type: 'number', default: 30 })
+    .option('log-interval', { type: 'number', default: 25 })
+    .option('eval-interval', { type: 'number', default: 50 })
     .option('seed', { type: 'number', default: 0 })
     .option('work-dir', { type: 'string', default: 'work_dirs/demo' })
     .option('backend', { type: 'string', default: 'auto' })
@@ -32,7 +36,7 @@ await runCli(async () => {
   const rng = new Rng(argv.seed + 1);
   const model = createConv2Former({ dims: [16, 32, 64, 128], depths: [1, 1, 2, 1], kernelSize: 7 },
     { withHead: true, numClasses: SHAPE_CLASSES.length });
-  const optimizer = tf.train.adam(argv.lr);
+  const optimizer = new AdamW(model, { lr: argv.lr, weightDecay: 0.05 });
   const mean = tf.tensor1d([...IMAGENET_MEAN]);
   const std = tf.tensor1d([...IMAGENET_STD]);
   const toInput = (b: ShapeBatch) => tf.div(tf.sub(tf.tensor(b.images, b.shape), mean), std) as tf.Tensor4D;
@@ -59,18 +63,21 @@ await runCli(async () => {
   let smooth = NaN;
   for (let it = 1; it <= argv.iters; it++) {
     const batch = makeShapeBatch(argv.batch, argv.size, rng);
-    const loss = optimizer.minimize(() => {
+    optimizer.lr = warmupCosineLr(argv.lr, it, argv.warmup, argv.iters);
+    const { value, grads } = tf.variableGrads(() => {
       const logits = model.forwardLogits(toInput(batch));
       return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(batch.labels, 'int32'), SHAPE_CLASSES.length), logits) as tf.Scalar;
-    }, true, model.trainableVariables())!;
-    const l = (await loss.data())[0];
-    loss.dispose();
+    }, optimizer.variables);
+    optimizer.step(grads);
+    const l = (await value.data())[0];
+    tf.dispose([value, ...Object.values(grads)]);
     if (!Number.isFinite(l)) throw new Error(`loss became ${l} at iteration ${it}; lower --lr`);
     smooth = Number.isNaN(smooth) ? l : 0.9 * smooth + 0.1 * l;
-    if (it % 25 === 0 || it === argv.iters) {
+    if (it % argv.logInterval === 0 || it === argv.iters) {
       const s = (performance.now() - t0) / 1000 / it;
-      console.log(`iter ${it}/${argv.iters}  loss ${smooth.toFixed(4)}  ${s.toFixed(2)} s/iter  ETA ${Math.round(s * (argv.iters - it))} s` +
-        (it % 50 === 0 || it === argv.iters ? `  val acc ${(evaluate() * 100).toFixed(1)}%` : ''));
+      console.log(`iter ${it}/${argv.iters}  lr ${optimizer.lr.toExponential(2)}  loss ${smooth.toFixed(4)}  ${s.toFixed(2)} s/iter  ` +
+        `ETA ${Math.round(s * (argv.iters - it))} s  tensors ${tf.memory().numTensors}` +
+        (it % argv.evalInterval === 0 || it === argv.iters ? `  val acc ${(evaluate() * 100).toFixed(1)}%` : ''));
     }
   }
   mkdirSync(argv.workDir, { recursive: true });

@@ -1,6 +1,6 @@
 /**
- * In-memory synthetic shape images for classification: one shape per image (circle, square,
- * triangle, ring) of random size, position and colour on a noisy background. Deterministic by seed.
+ * In-memory synthetic shape images for classification: one bright shape per image (circle,
+ * square, triangle, ring) of random size, position and colour on a dark noisy background. Deterministic by seed.
  * The quick-start demo trains on it, so the framework runs out of the box with no data download.
  */
 import { Rng } from '../nn/random.ts';
@@ -36,10 +36,9 @@ export function makeShapeBatch(n: number, size: number, rng: Rng): ShapeBatch {
     const r = size * (0.18 + 0.17 * rng.uniform());
     const cx = r + rng.uniform() * (size - 2 * r);
     const cy = r + rng.uniform() * (size - 2 * r);
-    const fg = [rng.uniform(), rng.uniform(), rng.uniform()];
-    const bg = [rng.uniform(), rng.uniform(), rng.uniform()];
-    // Keep the shape visible: push the foreground away from the background colour.
-    for (let c = 0; c < 3; c++) if (Math.abs(fg[c] - bg[c]) < 0.3) fg[c] = bg[c] > 0.5 ? bg[c] - 0.4 : bg[c] + 0.4;
+    // Dark noisy background, bright shape of any hue: the class is in the outline, not the colour.
+    const bg = [0.35 * rng.uniform(), 0.35 * rng.uniform(), 0.35 * rng.uniform()];
+    const fg = [0.6 + 0.4 * rng.uniform(), 0.6 + 0.4 * rng.uniform(), 0.6 + 0.4 * rng.uniform()];
     for (let y = 0; y < size; y++) {
       for (let x = 0; x < size; x++) {
         const on = inside(cls, x + 0.5, y + 0.5, cx, cy, r);
