@@ -14,6 +14,7 @@
  * Weights use tfjs layouts: dense `[kh, kw, inC/groups, outC]`, depthwise `[kh, kw, C, multiplier]`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { matMul, matMulTransposeA } from './matmul.ts';
 
 /** Convolution geometry, PyTorch-style explicit symmetric or asymmetric padding. */
 export interface ConvGeometry {
@@ -93,23 +94,35 @@ function explicitPad(g: ConvGeometry): ExplicitPadding {
   return [[0, 0], g.padding[0], g.padding[1], [0, 0]];
 }
 
-/** Dense convolution (groups = 1) through `tf.conv2d`, with the gradients described above. */
-function denseConv(x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+/** The three pieces of a convolution whose gradients we supply ourselves. */
+interface ConvKernels {
+  forward(x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D;
+  inputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g: ConvGeometry): tf.Tensor4D;
+  filterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], g: ConvGeometry): tf.Tensor4D;
+}
+
+/** Runs `k.forward` with `k.inputGrad`/`k.filterGrad` as its gradients (instead of tfjs's kernels). */
+function convWithGrads(k: ConvKernels, x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
   const run = tf.customGrad((...args: unknown[]) => {
     const [xIn, wIn, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
-    const y = tf.conv2d(xIn, wIn, g.stride, explicitPad(g), 'NHWC', g.dilation);
     save([xIn, wIn]);
     return {
-      value: y,
+      value: k.forward(xIn, wIn, g),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const dy4 = dy as tf.Tensor4D;
-        return [denseInputGrad(dy4, ws, xs.shape, g), denseFilterGrad(xs, dy4, ws.shape, g)];
+        return [k.inputGrad(dy as tf.Tensor4D, ws, xs.shape, g), k.filterGrad(xs, dy as tf.Tensor4D, ws.shape, g)];
       },
     };
   });
   return run(x, w) as tf.Tensor4D;
 }
+
+/** Dense convolution (groups = 1) through `tf.conv2d`, with the gradients described above. */
+const DENSE: ConvKernels = {
+  forward: (x, w, g) => tf.conv2d(x, w, g.stride, explicitPad(g), 'NHWC', g.dilation),
+  inputGrad: denseInputGrad,
+  filterGrad: denseFilterGrad,
+};
 
 function denseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g: ConvGeometry): tf.Tensor4D {
   const [kh, kw] = w.shape;
@@ -122,14 +135,14 @@ function denseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g: Co
 function denseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], g: ConvGeometry): tf.Tensor4D {
   const [kh, kw, cin, cout] = wShape;
   const [n, ho, wo] = dy.shape;
-  const dy2 = dy.reshape([n * ho * wo, cout]);
+  const dy2 = dy.reshape([n * ho * wo, cout]) as tf.Tensor2D;
   const xPad = padInput(x, g);
   const taps: tf.Tensor2D[] = [];
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       const patch = tapSlice(xPad, i, j, [ho, wo], g);
-      const p2 = patch.reshape([n * ho * wo, cin]);
-      taps.push(tf.matMul(p2, dy2, true, false));
+      const p2 = patch.reshape([n * ho * wo, cin]) as tf.Tensor2D;
+      taps.push(matMulTransposeA(p2, dy2));
       // Free each tap's copy at once: kh*kw of them alive together is the im2col blow-up.
       patch.dispose();
       p2.dispose();
@@ -139,22 +152,11 @@ function denseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], g: C
 }
 
 /** Depthwise convolution (groups = inC) through `tf.depthwiseConv2d`, with forward-op gradients. */
-function depthwiseConv(x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
-  const run = tf.customGrad((...args: unknown[]) => {
-    const [xIn, wIn, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
-    const y = tf.depthwiseConv2d(xIn, wIn, g.stride, explicitPad(g), 'NHWC', g.dilation);
-    save([xIn, wIn]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const dy4 = dy as tf.Tensor4D;
-        return [depthwiseInputGrad(dy4, ws, xs.shape, g), depthwiseFilterGrad(xs, dy4, ws.shape, g)];
-      },
-    };
-  });
-  return run(x, w) as tf.Tensor4D;
-}
+const DEPTHWISE: ConvKernels = {
+  forward: (x, w, g) => tf.depthwiseConv2d(x, w, g.stride, explicitPad(g), 'NHWC', g.dilation),
+  inputGrad: depthwiseInputGrad,
+  filterGrad: depthwiseFilterGrad,
+};
 
 function depthwiseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g: ConvGeometry): tf.Tensor4D {
   const [kh, kw, c, m] = w.shape;
@@ -200,7 +202,7 @@ export function dilateKernel(w: tf.Tensor4D, dilation: [number, number]): tf.Ten
 function pointwiseConv(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
   const [n, h, wd, c] = x.shape;
   const cout = w.shape[3];
-  return tf.matMul(x.reshape([n * h * wd, c]), w.reshape([c, cout])).reshape([n, h, wd, cout]);
+  return matMul(x.reshape([n * h * wd, c]), w.reshape([c, cout])).reshape([n, h, wd, cout]);
 }
 
 /** Kernel == stride, no padding, no dilation: non-overlapping patches, i.e. space-to-depth + matmul. */
@@ -212,7 +214,7 @@ function patchifyConv(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
   let xs = x;
   if (ho * kh !== h || wo * kw !== wd) xs = tf.slice(x, [0, 0, 0, 0], [n, ho * kh, wo * kw, cin]);
   const patches = xs.reshape([n, ho, kh, wo, kw, cin]).transpose([0, 1, 3, 2, 4, 5]).reshape([n * ho * wo, kh * kw * cin]);
-  return tf.matMul(patches, w.reshape([kh * kw * cin, cout])).reshape([n, ho, wo, cout]);
+  return matMul(patches as tf.Tensor2D, w.reshape([kh * kw * cin, cout])).reshape([n, ho, wo, cout]);
 }
 
 /**
@@ -234,9 +236,9 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tens
     tf.util.assert(wIn === cin, () => `conv2d: input has ${cin} channels but the weight expects ${wIn}`);
     if (kh === 1 && kw === 1 && noPad && g.stride[0] === 1 && g.stride[1] === 1) return pointwiseConv(x, w);
     if (kh === g.stride[0] && kw === g.stride[1] && noPad && unitDil) return patchifyConv(x, w);
-    return denseConv(x, w, g);
+    return convWithGrads(DENSE, x, w, g);
   }
-  if (g.groups === cin && wIn === cin) return depthwiseConv(x, w, g);
+  if (g.groups === cin && wIn === cin) return convWithGrads(DEPTHWISE, x, w, g);
   tf.util.assert(cin % g.groups === 0 && wIn === cin / g.groups,
     () => `conv2d: ${cin} input channels, ${g.groups} groups, weight expects ${wIn} per group`);
   const cout = w.shape[3];

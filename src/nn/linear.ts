@@ -3,6 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { truncNormal, type InitMode } from './init.ts';
+import { matMul } from './matmul.ts';
 import { Module, type TensorState } from './module.ts';
 
 /** Fully connected layer; weight key `weight` (PyTorch `[out, in]`), bias key `bias`. */
@@ -20,7 +21,7 @@ export class Linear extends Module {
   forward<T extends tf.Tensor>(x: T): T {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
-      const y = tf.matMul(x.reshape([-1, this.inFeatures]), this.weight.value as tf.Tensor2D);
+      const y = matMul(x.reshape([-1, this.inFeatures]), this.weight.value as tf.Tensor2D);
       const yb = this.bias ? tf.add(y, this.bias.value) : y;
       return yb.reshape([...lead, this.outFeatures]) as T;
     });

@@ -1,0 +1,27 @@
+/**
+ * 2-D matmul whose gradients avoid transposed-operand matmuls: on wasm, `matMul(a, b, true, false)`
+ * runs about 12x slower than transposing first (39 ms vs 3.2 ms for [3136,72]ᵀ x [3136,288]), and
+ * tfjs's own matMul gradient uses exactly those flags.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** `[M, K] x [K, N] → [M, N]`, differentiable; gradients: dA = dY Bᵀ, dB = Aᵀ dY. */
+export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  const run = tf.customGrad((...args: unknown[]) => {
+    const [aIn, bIn, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    save([aIn, bIn]);
+    return {
+      value: tf.matMul(aIn, bIn),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [as, bs] = saved as [tf.Tensor2D, tf.Tensor2D];
+        return [tf.matMul(dy as tf.Tensor2D, tf.transpose(bs)), tf.matMul(tf.transpose(as), dy as tf.Tensor2D)];
+      },
+    };
+  });
+  return run(a, b) as tf.Tensor2D;
+}
+
+/** `aᵀ b` for `[M, K]`, `[M, N]` → `[K, N]` (no gradient needed: used inside gradient code). */
+export function matMulTransposeA(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.matMul(tf.transpose(a), b));
+}
