@@ -15,9 +15,11 @@ import type { BoxXYWH, CompressedRLE, Polygons, Segmentation, UncompressedRLE } 
 
 /** Shortened JSON of a bad value, for error messages. */
 function show(v: unknown): string {
+  if (typeof v === 'number') return String(v);
   let s: string;
   try {
-    s = JSON.stringify(v) ?? String(v);
+    // NaN and Infinity would print as null.
+    s = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x)) ?? String(v);
   } catch {
     s = String(v);
   }
@@ -67,7 +69,8 @@ export function fromRle(r: Rle): CompressedRLE {
 }
 
 /**
- * RLE of a binary mask, identical to pycocotools `encode(np.asfortranarray(mask))`.
+ * RLE of a binary mask, identical to pycocotools `encode(np.asfortranarray(mask))` for masks of
+ * one non-zero value (0/1, 0/255; pycocotools also starts a run where two non-zero values meet).
  *
  * @param mask `[h * w]` ROW-MAJOR bytes, non-zero = 1.
  */

@@ -85,6 +85,9 @@ function mergeRuns(A: Uint32Array, B: Uint32Array, intersect: boolean, out: Uint
   let m = 0;
   while (ct > 0) {
     const c = ca < cb ? ca : cb;
+    if (c === 0 && stuck(ca, a, am, cb, b, bm)) {
+      throw new Error('rleMerge: the runs of the masks do not add up to the same length (pycocotools loops forever here)');
+    }
     cc += c;
     ca -= c;
     if (ca === 0 && a < am) {
@@ -108,8 +111,19 @@ function mergeRuns(A: Uint32Array, B: Uint32Array, intersect: boolean, out: Uint
 }
 
 /**
+ * Whether maskApi.c's two-list walk is stuck (an empty current run on an exhausted list, a
+ * non-empty one on the other): it happens when the lists add up to different lengths, which the
+ * C code answers with an endless loop.
+ */
+function stuck(ca: number, a: number, am: number, cb: number, b: number, bm: number): boolean {
+  return (ca === 0 && a >= am && cb > 0) || (cb === 0 && b >= bm && ca > 0);
+}
+
+/**
  * Union (or intersection) of masks of one size, as pycocotools' `rleMerge`: one mask is returned
- * as a copy of its runs unchanged; two or more give canonical runs (no zero-length runs but the first).
+ * as a copy of its runs unchanged; two or more give canonical runs (no zero-length runs but the
+ * first). Zero-length runs past the first (user-written RLEs only) make maskApi.c's walk stop
+ * early; the result is still pycocotools', and where pycocotools would loop forever this throws.
  *
  * @param rs `[n]` masks, `n >= 1`, all `h x w` (a size mismatch throws; pycocotools returns an empty `0 x 0` RLE).
  */
@@ -408,6 +422,9 @@ function literalIou(A: Uint32Array, B: Uint32Array, crowd: number, areaA: number
   let ct = 1;
   while (ct > 0) {
     const c = ca < cb ? ca : cb;
+    if (c === 0 && stuck(ca, a, ka, cb, b, kb)) {
+      throw new Error('rleIou: the runs of the masks do not add up to the same length (pycocotools loops forever here)');
+    }
     if (va || vb) {
       union += c;
       if (va && vb) inter += c;
