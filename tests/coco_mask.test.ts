@@ -22,7 +22,8 @@ import {
   toBbox,
   toRle,
 } from '../src/coco/mask.ts';
-import { bboxIou, rleArea, rleFromMask, rleIou, rleMerge, rleToBbox, rleToMask, type Rle } from '../src/coco/rle.ts';
+import { rleArea, rleFromMask, rleMerge, rleToBbox, rleToMask, type Rle } from '../src/coco/rle.ts';
+import { bboxIou, rleIou } from '../src/coco/rle_iou.ts';
 import { rleCountsFromString, rleCountsToString } from '../src/coco/rle_string.ts';
 import type { BoxXYWH, CocoAnnotation, CocoDataset, CocoResult, CompressedRLE } from '../src/coco/types.ts';
 

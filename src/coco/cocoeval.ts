@@ -10,7 +10,7 @@
  * pycocotools' per-image record on demand.
  */
 import type { COCO } from './coco.ts';
-import { bboxIou, rleIou } from './rle.ts';
+import { bboxIou, rleIou } from './rle_iou.ts';
 import { Params, type IouType } from './eval_params.ts';
 import { prepare, type EvalData } from './eval_prepare.ts';
 import { EvalStore, IGNORED, MatchScratch, evaluateCell } from './eval_match.ts';

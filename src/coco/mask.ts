@@ -9,7 +9,8 @@
  * `h * w`, RLEs of different sizes in `merge`/`iou`. Hot loops should convert once with
  * {@link toRle} and use `rle.ts` directly.
  */
-import { bboxIou, rleArea, rleFromBbox, rleFromMask, rleFromPoly, rleIou, rleMerge, rleToBbox, rleToMask, type Rle } from './rle.ts';
+import { rleArea, rleFromBbox, rleFromMask, rleFromPoly, rleMerge, rleToBbox, rleToMask, type Rle } from './rle.ts';
+import { bboxIou, rleIou } from './rle_iou.ts';
 import { rleCountsFromString, rleCountsToString } from './rle_string.ts';
 import type { BoxXYWH, CompressedRLE, Polygons, Segmentation, UncompressedRLE } from './types.ts';
 
