@@ -17,3 +17,5 @@ export { Module, type LoadResult } from './nn/module.ts';
 export { conv2d, type ConvGeometry } from './nn/conv_ops.ts';
 export { manualSeed } from './nn/random.ts';
 export type { RawTensor, TensorDict } from './io/tensor_data.ts';
+export { COCO, COCOeval, mask } from './coco/index.ts';
+export { SegMetricAccumulator, intersectAndUnion, type SegMetrics } from './evaluation/index.ts';
