@@ -1,0 +1,65 @@
+/**
+ * Builds a transform pipeline from a config list (MMDet-style `{type, ...}` entries, camelCase keys).
+ */
+import { Normalize, NORMALIZE_KEYS } from './normalize.ts';
+import { Pad, PAD_KEYS } from './pad.ts';
+import { PhotoMetricDistortion, PHOTO_METRIC_DISTORTION_KEYS } from './photometric_distortion.ts';
+import { RandomCrop, RANDOM_CROP_KEYS } from './random_crop.ts';
+import { RandomFlip, RANDOM_FLIP_KEYS } from './random_flip.ts';
+import { Resize, RESIZE_KEYS } from './resize.ts';
+import type { Sample, Transform, TransformContext } from './types.ts';
+
+/** One pipeline entry. */
+export interface TransformConfig {
+  type: string;
+  [key: string]: unknown;
+}
+
+interface Entry {
+  keys: readonly string[];
+  make: (cfg: Record<string, unknown>) => Transform;
+}
+
+/** Transform type -> allowed keys and constructor. */
+export const TRANSFORMS: Readonly<Record<string, Entry>> = {
+  Resize: { keys: RESIZE_KEYS, make: (c) => new Resize(c as never) },
+  RandomFlip: { keys: RANDOM_FLIP_KEYS, make: (c) => new RandomFlip(c as never) },
+  RandomCrop: { keys: RANDOM_CROP_KEYS, make: (c) => new RandomCrop(c as never) },
+  PhotoMetricDistortion: { keys: PHOTO_METRIC_DISTORTION_KEYS, make: (c) => new PhotoMetricDistortion(c as never) },
+  Normalize: { keys: NORMALIZE_KEYS, make: (c) => new Normalize(c as never) },
+  Pad: { keys: PAD_KEYS, make: (c) => new Pad(c as never) },
+};
+
+/**
+ * The transforms of `cfg`, in order. An unknown `type` fails listing the known types; an unknown
+ * key fails naming it and the allowed keys (of the entry at that index).
+ */
+export function buildPipeline(cfg: TransformConfig[]): Transform[] {
+  if (!Array.isArray(cfg)) throw new Error('buildPipeline: config must be a list of {type, ...}');
+  return cfg.map((c, i) => {
+    if (typeof c !== 'object' || c === null || typeof c.type !== 'string') {
+      throw new Error(`buildPipeline: entry ${i} has no string 'type'`);
+    }
+    const entry = Object.hasOwn(TRANSFORMS, c.type) ? TRANSFORMS[c.type] : undefined;
+    if (!entry) {
+      throw new Error(`buildPipeline: unknown transform type '${c.type}' (entry ${i}); known types: ${Object.keys(TRANSFORMS).join(', ')}`);
+    }
+    const { type: _t, ...rest } = c;
+    for (const k of Object.keys(rest)) {
+      if (!entry.keys.includes(k)) {
+        throw new Error(`buildPipeline: entry ${i} (${c.type}): unknown key '${k}'; allowed keys: ${entry.keys.join(', ')}`);
+      }
+    }
+    return entry.make(rest);
+  });
+}
+
+/** Runs `transforms` in order; `null` as soon as one drops the sample. */
+export function runPipeline(transforms: Transform[], s: Sample, ctx: TransformContext): Sample | null {
+  let cur: Sample | null = s;
+  for (const t of transforms) {
+    cur = t.apply(cur, ctx);
+    if (cur === null) return null;
+  }
+  return cur;
+}
