@@ -1,0 +1,24 @@
+/**
+ * The contract between datasets and the loader: a dataset is an indexable list of samples whose
+ * loading is async (image decoding runs in libuv threads) and may fail for one bad sample.
+ */
+import type { Rng } from '../nn/random.ts';
+import type { Sample } from './transforms/types.ts';
+
+/** What a dataset does with a sample it cannot load (missing/corrupt image, bad annotation). */
+export type BadSamplePolicy = 'skip' | 'error';
+
+export interface Dataset {
+  /** Number of samples (after filtering). */
+  readonly length: number;
+  /**
+   * Loads sample `index` and runs the pipeline with `rng`. Resolves to null when the sample is bad
+   * and the policy is `skip` (the dataset warns once per sample and counts it), or when the pipeline
+   * drops it (e.g. a crop left no instance).
+   */
+  getSample(index: number, rng: Rng): Promise<Sample | null>;
+  /** Aspect-ratio group of a sample (0: width >= height, 1: taller), for batching similar shapes. */
+  aspectGroup?(index: number): 0 | 1;
+  /** Samples skipped as bad so far. */
+  readonly badSamples: number;
+}
