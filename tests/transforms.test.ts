@@ -301,7 +301,11 @@ test('PhotoMetricDistortion: shape, range, identity with probabilities 0, HSV ro
 
 test('buildPipeline errors', () => {
   assert.throws(() => buildPipeline([{ type: 'Nope' }]), /unknown transform type 'Nope'.*Resize, RandomFlip, RandomCrop, PhotoMetricDistortion, Normalize, Pad/);
-  assert.throws(() => buildPipeline([{ type: 'Resize', scale: [10, 10], keep_ratio: true }]), /unknown key 'keep_ratio'; allowed keys: scale, keepRatio, ratioRange/);
+  assert.throws(() => buildPipeline([{ type: 'Resize', scale: [10, 10], keep_ratoi: true }]), /unknown key 'keep_ratoi'; allowed keys: scale, keep_ratio, ratio_range/);
+  // MMDet's snake_case keys and camelCase are the same key.
+  const [snake] = buildPipeline([{ type: 'Pad', size_divisor: 32 }]);
+  const [camel] = buildPipeline([{ type: 'Pad', sizeDivisor: 32 }]);
+  assert.deepEqual(snake, camel);
   assert.throws(() => buildPipeline([{ type: 'Pad', sizeDivisor: 0 }]), /sizeDivisor/);
   assert.throws(() => new RandomFlip({ prob: 0.5, bogus: 1 } as never), /unknown config key 'bogus'/);
   const p = buildPipeline([{ type: 'RandomFlip', prob: 1, direction: 'vertical' }]);

@@ -1,5 +1,6 @@
 /**
- * Builds a transform pipeline from a config list (MMDet-style `{type, ...}` entries, camelCase keys).
+ * Builds a transform pipeline from a config list (MMDet-style `{type, ...}` entries). Keys may be
+ * written as in MMDet's YAML/Python configs (`keep_ratio`, `size_divisor`) or in camelCase.
  */
 import { Normalize, NORMALIZE_KEYS } from './normalize.ts';
 import { Pad, PAD_KEYS } from './pad.ts';
@@ -44,14 +45,27 @@ export function buildPipeline(cfg: TransformConfig[]): Transform[] {
     if (!entry) {
       throw new Error(`buildPipeline: unknown transform type '${c.type}' (entry ${i}); known types: ${Object.keys(TRANSFORMS).join(', ')}`);
     }
-    const { type: _t, ...rest } = c;
-    for (const k of Object.keys(rest)) {
-      if (!entry.keys.includes(k)) {
-        throw new Error(`buildPipeline: entry ${i} (${c.type}): unknown key '${k}'; allowed keys: ${entry.keys.join(', ')}`);
+    const { type: _t, ...given } = c;
+    const rest: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(given)) {
+      const key = snakeToCamel(k);
+      if (!entry.keys.includes(key)) {
+        throw new Error(`buildPipeline: entry ${i} (${c.type}): unknown key '${k}'; allowed keys: ${entry.keys.map(camelToSnake).join(', ')}`);
       }
+      rest[key] = v;
     }
     return entry.make(rest);
   });
+}
+
+/** `keep_ratio` → `keepRatio`. */
+export function snakeToCamel(k: string): string {
+  return k.replace(/_([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
+}
+
+/** `keepRatio` → `keep_ratio`. */
+export function camelToSnake(k: string): string {
+  return k.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`);
 }
 
 /** Runs `transforms` in order; `null` as soon as one drops the sample. */
