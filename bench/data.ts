@@ -7,69 +7,25 @@
  * The shapes data set is generated under work_dirs/bench_data/ when missing. Batches are disposed
  * right away, so this measures the data side only (no model compute to overlap with).
  *
- *   tsx bench/data.ts [--images 100] [--prefetch 4] [--masks polygons|bitmaps|none]
+ *   tsx bench/data.ts [--images 100] [--prefetch 4]
  */
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { COCO } from '../src/coco/coco.ts';
+import { CocoDataset } from '../src/datasets/coco_dataset.ts';
 import type { Dataset } from '../src/datasets/dataset.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
+import { ShapesSegDataset } from '../src/datasets/seg_dataset.ts';
 import { generateShapes } from '../src/datasets/shapes.ts';
-import { loadAnnotations, loadImage, loadSegMap } from '../src/datasets/transforms/load.ts';
-import { buildPipeline, runPipeline, type TransformConfig } from '../src/datasets/transforms/pipeline.ts';
+import type { TransformConfig } from '../src/datasets/transforms/pipeline.ts';
 import { multiScaleShortSide } from '../src/datasets/transforms/resize.ts';
-import type { Sample, Transform } from '../src/datasets/transforms/types.ts';
-import type { Rng } from '../src/nn/random.ts';
 
 const ROOT = 'work_dirs/bench_data';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
-
-/** Minimal COCO detection dataset (stands in for CocoDataset). */
-class BenchCocoDataset implements Dataset {
-  badSamples = 0;
-  private readonly ids: number[];
-  private readonly cat2label: Map<number, number>;
-  constructor(private readonly coco: COCO, private readonly imgDir: string, private readonly pipeline: Transform[], private readonly masks: string) {
-    this.ids = [...coco.imgs.keys()].sort((a, b) => a - b);
-    this.cat2label = new Map([...coco.cats.keys()].sort((a, b) => a - b).map((c, i) => [c, i]));
-  }
-  get length(): number { return this.ids.length; }
-  async getSample(index: number, rng: Rng): Promise<Sample | null> {
-    const id = this.ids[index];
-    const info = this.coco.imgs.get(id)!;
-    if (!info.file_name) throw new Error(`bench: image ${id} has no file_name`);
-    const s = await loadImage(path.join(this.imgDir, info.file_name), { imageId: id });
-    loadAnnotations(s, this.coco.imgToAnns.get(id) ?? [], {
-      cat2label: this.cat2label, withMask: this.masks !== 'none', poly2mask: this.masks === 'bitmaps',
-    });
-    return runPipeline(this.pipeline, s, { rng });
-  }
-  aspectGroup(index: number): 0 | 1 {
-    const info = this.coco.imgs.get(this.ids[index])!;
-    return info.width >= info.height ? 0 : 1;
-  }
-}
-
-/** Minimal ADE20K-layout semantic dataset with reduce_zero_label (stands in for SegDataset). */
-class BenchSegDataset implements Dataset {
-  badSamples = 0;
-  constructor(private readonly imgDir: string, private readonly annDir: string, private readonly files: string[], private readonly pipeline: Transform[]) {}
-  get length(): number { return this.files.length; }
-  async getSample(index: number, rng: Rng): Promise<Sample | null> {
-    const f = this.files[index];
-    const s = await loadImage(path.join(this.imgDir, f), { imageId: index });
-    await loadSegMap(s, path.join(this.annDir, f.replace(/\.jpg$/, '.png')));
-    const m = s.gtSegMap!;
-    for (let i = 0; i < m.length; i++) m[i] = m[i] === 0 ? 255 : m[i] - 1; // reduce_zero_label
-    return runPipeline(this.pipeline, s, { rng });
-  }
 }
 
 async function run(name: string, ds: Dataset, images: number, prefetch: number): Promise<void> {
@@ -99,14 +55,13 @@ async function main(): Promise<void> {
   await tf.setBackend('cpu');
   const images = Number(arg('images', '100'));
   const prefetch = Number(arg('prefetch', '4'));
-  const masks = arg('masks', 'polygons');
   const cocoJson = path.join(ROOT, 'coco/annotations/instances_train.json');
   const adeImgs = path.join(ROOT, 'ade/images/training');
   if (!existsSync(cocoJson) || !existsSync(adeImgs)) {
     console.log(`generating shapes data under ${ROOT} ...`);
     await generateShapes({ out: ROOT, seed: 0, train: 64, val: 0, minSize: 480, maxSize: 640 });
   }
-  console.log(`cpus ${os.cpus().length}, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '(default 4)'}, masks ${masks}`);
+  console.log(`cpus ${os.cpus().length}, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '(default 4)'}`);
 
   const det: TransformConfig[] = [
     { type: 'Resize', scale: multiScaleShortSide(), keepRatio: true },
@@ -114,8 +69,8 @@ async function main(): Promise<void> {
     { type: 'Normalize' },
     { type: 'Pad', sizeDivisor: 32 },
   ];
-  const coco = await COCO.fromFile(cocoJson);
-  await run('detection', new BenchCocoDataset(coco, path.join(ROOT, 'coco/images/train'), buildPipeline(det), masks), images, prefetch);
+  const cocoSet = await CocoDataset.create({ annFile: cocoJson, imgDir: path.join(ROOT, 'coco/images/train'), pipeline: det });
+  await run('detection', cocoSet, images, prefetch);
 
   const seg: TransformConfig[] = [
     { type: 'Resize', scale: [2048, 512], ratioRange: [0.5, 2.0], keepRatio: true },
@@ -125,8 +80,8 @@ async function main(): Promise<void> {
     { type: 'Normalize' },
     { type: 'Pad', size: [512, 512], segPadVal: 255 },
   ];
-  const files = (await readdir(adeImgs)).filter((f) => f.endsWith('.jpg')).sort();
-  await run('segmentation', new BenchSegDataset(adeImgs, path.join(ROOT, 'ade/annotations/training'), files, buildPipeline(seg)), images, prefetch);
+  const segSet = await ShapesSegDataset.create({ imgDir: adeImgs, annDir: path.join(ROOT, 'ade/annotations/training'), pipeline: seg });
+  await run('segmentation', segSet, images, prefetch);
 }
 
 await main();
