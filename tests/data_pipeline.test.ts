@@ -9,6 +9,7 @@ import { CocoDataset } from '../src/datasets/coco_dataset.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
 import { ShapesSegDataset } from '../src/datasets/seg_dataset.ts';
 import { generateShapes } from '../src/datasets/shapes.ts';
+import { Rng } from '../src/nn/random.ts';
 
 await tf.setBackend('cpu');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-data-'));
@@ -46,6 +47,15 @@ test('detection batches: padded NHWC float32 images, ragged boxes/labels/masks, 
   const b = await firstBatch();
   assert.equal(b.sum, a.sum, 'same seed, same batch');
   assert.deepEqual(b.boxes, a.boxes);
+});
+
+test('LoadImageFromFile/LoadAnnotations entries are honoured: poly2mask gives bitmap masks', async () => {
+  const ds = await CocoDataset.create({
+    annFile: path.join(tmp, 'coco/annotations/instances_train.json'), imgDir: path.join(tmp, 'coco/images/train'),
+    pipeline: [{ type: 'LoadImageFromFile' }, { type: 'LoadAnnotations', with_bbox: true, with_mask: true, poly2mask: true }, { type: 'Pad', size_divisor: 32 }],
+  });
+  const s = (await ds.getSample(0, new Rng(0)))!;
+  assert.equal(s.gtMasks?.kind, 'bitmaps');
 });
 
 test('segmentation batches: seg maps padded with 255 as int32 [N, H, W]', async () => {

@@ -347,7 +347,7 @@ test('SegDataset: missing label files (skip lists them and skips the samples; er
   const lines2: string[] = [];
   const ds2 = await ShapesSegDataset.create({ imgDir: imgs, annDir: anns, pipeline: [], log: (l) => lines2.push(l) });
   assert.equal(await ds2.getSample(2, new Rng(0)), null);
-  assert.match(lines2.at(-1)!, /^warning: skipping .*000003\.jpg: LoadAnnotations: cannot read seg map .*000003\.png/);
+  assert.match(lines2.at(-1)!, /^warning: skipping .*000003\.jpg: LoadAnnotations: cannot decode .*000003\.png/);
   const strictNoMissing = path.join(root, 'ade_empty_ann');
   cpSync(path.join(root, 'ade', 'images', 'training'), path.join(strictNoMissing, 'img'), { recursive: true });
   cpSync(path.join(root, 'ade', 'images', 'training'), path.join(strictNoMissing, 'ann'), { recursive: true }); // .jpg only: no labels

@@ -11,7 +11,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { Rng } from '../src/nn/random.ts';
 import {
-  buildPipeline, clipPolygon, cropSample, flipSample, loadAnnotations, loadImage, makeSample, maskBoundingBoxes,
+  buildPipeline, splitLoadSteps, clipPolygon, cropSample, flipSample, loadAnnotations, loadImage, makeSample, maskBoundingBoxes,
   masksToBitmaps, multiScaleShortSide, Normalize, Pad, PhotoMetricDistortion, RandomCrop, RandomFlip, rescaleSize,
   Resize, resizeSampleTo, rgbToHsv, hsvToRgb, runPipeline, type InstanceMasks, type Sample, type Transform,
 } from '../src/datasets/transforms/index.ts';
@@ -341,4 +341,17 @@ test('loadImage / loadAnnotations', async () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('splitLoadSteps: MMDet loading entries at the head carry options; elsewhere they are errors', () => {
+  const { load, rest } = splitLoadSteps([
+    { type: 'LoadImageFromFile' },
+    { type: 'LoadAnnotations', with_bbox: true, with_mask: true, poly2mask: true },
+    { type: 'RandomFlip', prob: 0.5 },
+  ]);
+  assert.deepEqual(load, { image: {}, annotations: { withBbox: true, withMask: true, poly2mask: true } });
+  assert.deepEqual(rest.map((c) => c.type), ['RandomFlip']);
+  assert.throws(() => splitLoadSteps([{ type: 'RandomFlip' }, { type: 'LoadAnnotations' }]), /entry 1 \(LoadAnnotations\): loading steps must come first/);
+  assert.throws(() => splitLoadSteps([{ type: 'LoadAnnotations', with_maks: true }]), /unknown key 'with_maks'; allowed keys: with_bbox, with_label, with_mask, with_seg, poly2mask/);
+  assert.throws(() => splitLoadSteps([{ type: 'LoadAnnotations', with_bbox: false }]), /not supported/);
 });

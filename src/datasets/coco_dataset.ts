@@ -23,7 +23,7 @@ import type { CocoAnnotation, CocoImage } from '../coco/types.ts';
 import type { Rng } from '../nn/random.ts';
 import type { BadSamplePolicy, Dataset } from './dataset.ts';
 import { loadAnnotations, loadImage } from './transforms/load.ts';
-import { buildPipeline, runPipeline, type TransformConfig } from './transforms/pipeline.ts';
+import { buildPipeline, runPipeline, splitLoadSteps, type LoadSteps, type TransformConfig } from './transforms/pipeline.ts';
 import type { Sample, Transform } from './transforms/types.ts';
 
 export interface CocoDatasetOptions {
@@ -63,7 +63,7 @@ export class CocoDataset implements Dataset {
   private readonly log: (line: string) => void;
   private readonly badIndices = new Set<number>();
 
-  private constructor(coco: COCO, opts: CocoDatasetOptions, images: CocoImage[], catIds: number[], transforms: Transform[], log: (line: string) => void) {
+  private constructor(coco: COCO, opts: CocoDatasetOptions, images: CocoImage[], catIds: number[], transforms: Transform[], log: (line: string) => void, private readonly loadSteps: LoadSteps) {
     this.coco = coco;
     this.annFile = opts.annFile;
     this.imgDir = opts.imgDir;
@@ -87,7 +87,8 @@ export class CocoDataset implements Dataset {
     const policy = opts.onBadSample ?? 'skip';
     if (policy !== 'skip' && policy !== 'error') throw new Error(`CocoDataset: onBadSample must be 'skip' or 'error', got '${String(policy)}'`);
     const log = opts.log ?? ((line: string) => console.warn(line));
-    const transforms = buildPipeline(opts.pipeline);
+    const { load: loadSteps, rest } = splitLoadSteps(opts.pipeline);
+    const transforms = buildPipeline(rest);
     const coco = await COCO.fromFile(annFile);
     const catIds = coco.getCatIds().slice().sort((a, b) => a - b);
     if (catIds.length === 0) throw new Error(`CocoDataset: ${annFile} has no categories`);
@@ -117,7 +118,7 @@ export class CocoDataset implements Dataset {
         throw new Error(`CocoDataset: no valid images left in ${annFile} after filtering ${before} images (${why})`);
       }
     }
-    return new CocoDataset(coco, opts, images, catIds, transforms, log);
+    return new CocoDataset(coco, opts, images, catIds, transforms, log, loadSteps);
   }
 
   get length(): number {
@@ -161,7 +162,7 @@ export class CocoDataset implements Dataset {
 
   private async load(index: number, file: string): Promise<Sample> {
     const rec = this.images[index];
-    const s = await loadImage(file, { imageId: rec.id });
+    const s = await loadImage(file, { imageId: rec.id, ...this.loadSteps.image });
     if (s.img.width !== rec.width || s.img.height !== rec.height) {
       throw new BadSampleError(`image is ${s.img.height}x${s.img.width} (h x w), the annotation file says ${rec.height}x${rec.width}`);
     }
@@ -169,7 +170,8 @@ export class CocoDataset implements Dataset {
     const anns = (this.coco.imgToAnns.get(rec.id) ?? []).filter((a) => this.cat2label.has(a.category_id));
     const problem = polygonProblem(anns);
     if (problem) throw new BadSampleError(problem);
-    loadAnnotations(s, anns, { cat2label: this.cat2label, withMask: true, poly2mask: false });
+    // Polygons stay polygons (rasterised lazily) unless the pipeline's LoadAnnotations asks for poly2mask.
+    loadAnnotations(s, anns, { cat2label: this.cat2label, withMask: true, poly2mask: false, ...this.loadSteps.annotations });
     if (this.filterEmptyGt && s.gtBboxes!.length === 0) {
       throw new BadSampleError(`no valid box left (${anns.length} annotation(s) of known categories: crowd, outside the image, of zero size or zero area)`);
     }

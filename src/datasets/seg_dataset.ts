@@ -18,7 +18,7 @@ import type { Rng } from '../nn/random.ts';
 import type { BadSamplePolicy, Dataset } from './dataset.ts';
 import { SHAPES_SEG_CLASSES, SHAPES_SEG_PALETTE } from './shapes.ts';
 import { loadImage, loadSegMap } from './transforms/load.ts';
-import { buildPipeline, runPipeline, type TransformConfig } from './transforms/pipeline.ts';
+import { buildPipeline, runPipeline, splitLoadSteps, type LoadSteps, type TransformConfig } from './transforms/pipeline.ts';
 import type { Sample, Transform } from './transforms/types.ts';
 
 export interface SegDatasetOptions {
@@ -50,6 +50,7 @@ interface SegInit {
   opts: SegDatasetOptions;
   pairs: SegPair[];
   transforms: Transform[];
+  imageLoad: LoadSteps['image'];
   log: (line: string) => void;
 }
 
@@ -79,7 +80,8 @@ async function scan(opts: SegDatasetOptions): Promise<SegInit> {
     throw new Error(`SegDataset: palette has ${opts.palette.length} colours for ${opts.classes.length} classes`);
   }
   const log = opts.log ?? ((line: string) => console.warn(line));
-  const transforms = buildPipeline(opts.pipeline);
+  const { load, rest } = splitLoadSteps(opts.pipeline);
+  const transforms = buildPipeline(rest);
   const imgs = await listFiles(opts.imgDir, imgSuffix, 'image');
   if (imgs.length === 0) throw new Error(`SegDataset: no '*${imgSuffix}' images in ${opts.imgDir}`);
   const segs = new Set(await listFiles(opts.annDir, segSuffix, 'annotation'));
@@ -96,7 +98,7 @@ async function scan(opts: SegDatasetOptions): Promise<SegInit> {
     if (policy === 'error') throw new Error(`SegDataset: ${msg}`);
     log(`warning: ${msg}; they will be skipped as bad samples`);
   }
-  return { opts, pairs, transforms, log };
+  return { opts, pairs, transforms, imageLoad: load.image, log };
 }
 
 /** 0 → 255, k → k - 1, 255 → 255 in place (MMSeg's reduce_zero_label). */
@@ -122,6 +124,7 @@ export class SegDataset implements Dataset {
   readonly onBadSample: BadSamplePolicy;
   readonly pairs: readonly SegPair[];
   readonly transforms: Transform[];
+  private readonly imageLoad: LoadSteps['image'];
   private readonly log: (line: string) => void;
   private readonly badIndices = new Set<number>();
 
@@ -137,6 +140,7 @@ export class SegDataset implements Dataset {
     this.onBadSample = o.onBadSample ?? 'skip';
     this.pairs = init.pairs;
     this.transforms = init.transforms;
+    this.imageLoad = init.imageLoad;
     this.log = init.log;
   }
 
@@ -179,7 +183,7 @@ export class SegDataset implements Dataset {
 
   private async load(pair: SegPair): Promise<Sample> {
     if (pair.segPath === null) throw new BadSampleError(`no label file '${pair.stem}${this.segMapSuffix}' in ${this.annDir}`);
-    const s = await loadImage(pair.imgPath);
+    const s = await loadImage(pair.imgPath, this.imageLoad);
     await loadSegMap(s, pair.segPath);
     const seg = s.gtSegMap!;
     if (this.reduceZeroLabel) reduceZeroLabel(seg);

@@ -6,6 +6,7 @@
  */
 import sharp from 'sharp';
 import { decode, segmentationToRle } from '../../coco/mask.ts';
+import { readLabelPng, type LabelMap } from '../../io/label_png.ts';
 import type { CocoAnnotation } from '../../coco/types.ts';
 import { makeSample, masksToBitmaps, type ImageData, type InstanceMasks, type Sample } from './types.ts';
 
@@ -43,21 +44,24 @@ export async function loadImage(path: string, opts: LoadImageOptions = {}): Prom
 
 /** Loads a single-channel label PNG as `h * w` bytes and sets `s.gtSegMap` (sizes must match). */
 export async function loadSegMap(s: Sample, path: string): Promise<Sample> {
-  let data: Buffer;
-  let info: sharp.OutputInfo;
+  // Our PNG decoder, not sharp: sharp returns palette PNGs as colours and rescales 1/2/4-bit maps.
+  let map: LabelMap;
   try {
-    ({ data, info } = await sharp(path, { failOn: 'error' }).extractChannel(0).raw().toBuffer({ resolveWithObject: true }));
+    map = await readLabelPng(path);
   } catch (e) {
-    throw new Error(`LoadAnnotations: cannot read seg map '${path}': ${(e as Error).message}`);
+    throw new Error(`LoadAnnotations: ${(e as Error).message}`);
   }
-  if (info.width !== s.img.width || info.height !== s.img.height) {
-    throw new Error(`LoadAnnotations: seg map '${path}' is ${info.height}x${info.width}, image is ${s.img.height}x${s.img.width}`);
+  if (map.width !== s.img.width || map.height !== s.img.height) {
+    throw new Error(`LoadAnnotations: seg map '${path}' is ${map.height}x${map.width}, image is ${s.img.height}x${s.img.width}`);
   }
-  s.gtSegMap = new Uint8Array(data.buffer, data.byteOffset, data.length).slice();
+  if (map.data instanceof Uint16Array) {
+    const big = map.data.findIndex((v) => v > 255);
+    if (big >= 0) throw new Error(`LoadAnnotations: seg map '${path}' has label ${map.data[big]} > 255; 8-bit class ids expected`);
+  }
+  s.gtSegMap = map.data instanceof Uint8Array ? map.data : Uint8Array.from(map.data);
   return s;
 }
 
-/** Options of {@link loadAnnotations}. */
 export interface LoadAnnotationsOptions {
   /** Category id -> contiguous label; annotations of other categories are skipped. */
   cat2label: Map<number, number>;

@@ -58,6 +58,46 @@ export function buildPipeline(cfg: TransformConfig[]): Transform[] {
   });
 }
 
+/** Options of the loading steps a dataset performs before its pipeline. */
+export interface LoadSteps {
+  image: { autoOrient?: boolean };
+  annotations: { withMask?: boolean; poly2mask?: boolean };
+}
+
+const LOAD_KEYS: Readonly<Record<string, readonly string[]>> = {
+  LoadImage: ['autoOrient'],
+  LoadImageFromFile: ['autoOrient'],
+  LoadAnnotations: ['withBbox', 'withLabel', 'withMask', 'withSeg', 'poly2mask'],
+};
+
+/**
+ * Takes MMDet-style loading entries (`LoadImage`/`LoadImageFromFile`, `LoadAnnotations`) off the
+ * head of a pipeline: datasets load images and annotations themselves (async, in libuv threads),
+ * honouring these entries' options; the rest is the synchronous transform pipeline. A loading
+ * entry after a transform is an error, as are unknown keys.
+ */
+export function splitLoadSteps(cfg: TransformConfig[]): { load: LoadSteps; rest: TransformConfig[] } {
+  const load: LoadSteps = { image: {}, annotations: {} };
+  let i = 0;
+  for (; i < cfg.length && Object.hasOwn(LOAD_KEYS, cfg[i]?.type); i++) {
+    const { type, ...given } = cfg[i];
+    for (const [k, v] of Object.entries(given)) {
+      const key = snakeToCamel(k);
+      if (!LOAD_KEYS[type].includes(key)) {
+        throw new Error(`pipeline entry ${i} (${type}): unknown key '${k}'; allowed keys: ${LOAD_KEYS[type].map(camelToSnake).join(', ') || '(none)'}`);
+      }
+      if (typeof v !== 'boolean') throw new Error(`pipeline entry ${i} (${type}): '${k}' must be true or false, got ${JSON.stringify(v)}`);
+      if ((key === 'withBbox' || key === 'withLabel') && !v) throw new Error(`pipeline entry ${i} (${type}): '${k}: false' is not supported; boxes and labels are always loaded`);
+      if (type === 'LoadAnnotations') (load.annotations as Record<string, boolean>)[key] = v;
+      else (load.image as Record<string, boolean>)[key] = v;
+    }
+  }
+  const rest = cfg.slice(i);
+  const late = rest.findIndex((c) => Object.hasOwn(LOAD_KEYS, c?.type));
+  if (late >= 0) throw new Error(`pipeline entry ${i + late} (${rest[late].type}): loading steps must come first, before any transform`);
+  return { load, rest };
+}
+
 /** `keep_ratio` → `keepRatio`. */
 export function snakeToCamel(k: string): string {
   return k.replace(/_([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
