@@ -1,15 +1,14 @@
 /** buildDataset's config checks and tools/browse_dataset.ts on a tiny generated shapes set. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { buildDataset } from '../src/datasets/build.ts';
 import { generateShapes } from '../src/datasets/shapes.ts';
+import { runTool } from './helpers/run_tool.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-browse-'));
 await generateShapes({ out: tmp, seed: 3, train: 3, val: 1, minSize: 64, maxSize: 96, log: () => {} });
 
@@ -40,14 +39,14 @@ test('browse_dataset writes annotated PNGs for instance and semantic sets', asyn
     const file = path.join(tmp, `${name}.yaml`);
     writeFileSync(file, JSON.stringify(cfg)); // JSON is valid YAML
     const out = path.join(tmp, `out_${name}`);
-    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/browse_dataset.ts'), file, '--out', out, '--n', '2'], { cwd: ROOT, encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
+    const r = runTool('browse_dataset.ts', [file, '--out', out, '--n', '2']);
+    assert.equal(r.code, 0, r.stderr);
     const pngs = readdirSync(out).filter((f) => f.endsWith('.png'));
     assert.equal(pngs.length, 2);
     const meta = await sharp(path.join(out, pngs[0])).metadata();
     assert.ok((meta.channels ?? 0) >= 3 && (meta.width ?? 0) > 0);
   }
-  const bad = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/browse_dataset.ts'), path.join(tmp, 'nope.yaml'), '--out', tmp], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(bad.status, 1);
+  const bad = runTool('browse_dataset.ts', [path.join(tmp, 'nope.yaml'), '--out', tmp]);
+  assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^error: cannot read config .*nope\.yaml/m);
 });

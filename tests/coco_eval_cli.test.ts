@@ -1,20 +1,16 @@
 /** tools/coco_eval.ts as a user runs it: the pycocotools block, the JSON file, and clear errors. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FIXTURES } from './helpers/fixtures.ts';
+import { runTool } from './helpers/run_tool.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const PARITY = path.join(FIXTURES, 'coco-parity');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-cocoeval-'));
 
-function run(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools', 'coco_eval.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (args: string[]) => runTool('coco_eval.ts', args);
 
 test('coco_eval prints the summary and writes stats + per-category AP equal to pycocotools', () => {
   const expected = JSON.parse(readFileSync(path.join(PARITY, 'expected.json'), 'utf8'));

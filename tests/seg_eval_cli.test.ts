@@ -1,20 +1,16 @@
 /** tools/seg_eval.ts run as a user would: PNG folders in, MMSeg metrics out. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
+import { runTool } from './helpers/run_tool.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-seg-eval-'));
 
-function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'tools/seg_eval.ts', ...args], { cwd: ROOT, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (args: string[]) => runTool('seg_eval.ts', args);
 
 /** A fresh folder pair under tmp. */
 function dirs(name: string): { pred: string; gt: string } {

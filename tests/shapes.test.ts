@@ -1,7 +1,6 @@
 /** The synthetic shapes datasets: determinism, COCO validity, pixel/annotation agreement, the CLI. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,8 +13,8 @@ import { Rng } from '../src/nn/random.ts';
 import {
   SHAPES_CATEGORIES, SHAPES_SEG_CLASSES, SHAPES_SEG_PALETTE, drawInstanceImage, drawSemanticImage, generateShapes,
 } from '../src/datasets/shapes.ts';
+import { runTool } from './helpers/run_tool.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-shapes-'));
 const quiet = (): void => {};
 const small = { train: 4, val: 2, minSize: 64, maxSize: 96, log: quiet };
@@ -145,9 +144,9 @@ test('semantic PNG read back equals the in-memory label map', async () => {
 
 test('make_shapes CLI writes both layouts and rejects bad options', () => {
   const out = path.join(tmp, 'cli');
-  const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools', 'make_shapes.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
+  const run = (args: string[]) => runTool('make_shapes.ts', args);
   const r = run(['--out', out, '--train', '2', '--val', '1', '--min-size', '64', '--max-size', '80']);
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split('\n').length, 4, r.stdout);
   assert.match(r.stdout, /instances train: 2 images/);
   for (const f of ['coco/annotations/instances_train.json', 'coco/annotations/instances_val.json', 'coco/images/train/000002.jpg',
@@ -156,6 +155,6 @@ test('make_shapes CLI writes both layouts and rejects bad options', () => {
     assert.ok(existsSync(path.join(out, f)), f);
   }
   const bad = run(['--out', out, '--what', 'panoptic']);
-  assert.equal(bad.status, 1);
+  assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^error: .*--what/);
 });

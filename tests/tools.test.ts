@@ -1,7 +1,6 @@
 /** The export and classify CLIs, run as a user would. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,16 +8,11 @@ import sharp from 'sharp';
 import { readSafetensors } from '../src/io/safetensors.ts';
 import { readTorchCheckpoint } from '../src/io/torch_checkpoint.ts';
 import { TINY_CKPT } from './helpers/fixtures.ts';
+import { runTool } from './helpers/run_tool.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-tools-'));
 
-function run(tool: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools', tool), ...args], {
-    cwd: ROOT, encoding: 'utf8', env: { ...process.env, C2F_BACKEND: 'cpu' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (tool: string, args: string[]) => runTool(tool, args, { C2F_BACKEND: 'cpu' });
 
 test('export writes the backbone without classifier, PyTorch names and values, plus a sidecar', async () => {
   const out = path.join(tmp, 'backbone.safetensors');
