@@ -48,5 +48,5 @@ test('browse_dataset writes annotated PNGs for instance and semantic sets', asyn
   }
   const bad = runTool('browse_dataset.ts', [path.join(tmp, 'nope.yaml'), '--out', tmp]);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /^error: cannot read config .*nope\.yaml/m);
+  assert.match(bad.stderr, /^error: config file not found: .*nope\.yaml/m);
 });

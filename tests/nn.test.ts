@@ -175,3 +175,14 @@ test('Rng: seeded, and its state restores the exact stream', () => {
   // Bounds are absolute, as in PyTorch's trunc_normal_(std, a=-2, b=2).
   for (let i = 0; i < 1000; i++) assert.ok(Math.abs(a.truncNormal(1)) <= 2);
 });
+
+test('stateDict leaves no tensors behind', () => {
+  const seq = new Sequential([new Conv2d(2, 4, 3), new Conv2d(4, 4, 3, { groups: 4 }), new BatchNorm2d(4)]);
+  const lin = new Linear(3, 2);
+  const before = tf.memory().numTensors;
+  seq.stateDict();
+  lin.stateDict();
+  assert.equal(tf.memory().numTensors, before);
+  seq.dispose();
+  lin.dispose();
+});

@@ -5,14 +5,14 @@
  *
  *   npx tsx tools/browse_dataset.ts configs/_base_/datasets/shapes_instance.yaml --out work_dirs/browse [--n 20] [--split train|val]
  *
- * CONFIG is a YAML file with a `data.train` / `data.val` dataset block.
+ * CONFIG is a YAML config (with `_base_` inheritance) holding a `data.train` / `data.val` dataset block.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import YAML from 'yaml';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { loadConfig } from '../src/config/index.ts';
 import { buildDataset } from '../src/datasets/build.ts';
 import type { TransformConfig } from '../src/datasets/transforms/pipeline.ts';
 import { masksToBitmaps, type Sample } from '../src/datasets/transforms/types.ts';
@@ -70,13 +70,9 @@ await runCli(async () => {
     .strict()
     .parse();
   const configPath = String(argv._[0]);
-  let config: { data?: Record<string, Record<string, unknown>> };
-  try {
-    config = YAML.parse(readFileSync(configPath, 'utf8'));
-  } catch (err) {
-    throw new Error(`cannot read config ${configPath}: ${(err as Error).message}`);
-  }
-  const block = config?.data?.[argv.split];
+  // Full configs (with _base_) and dataset-only base files alike: only data.<split> is needed here.
+  const config = loadConfig(configPath) as { data?: Record<string, Record<string, unknown>> };
+  const block = config.data?.[argv.split];
   if (!block) throw new Error(`${configPath}: no 'data.${argv.split}' block`);
   // Show the pixels as the model's input geometry sees them, but in colour: skip Normalize.
   const pipeline = ((block.pipeline ?? []) as TransformConfig[]).filter((t) => t.type !== 'Normalize');

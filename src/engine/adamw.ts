@@ -1,28 +1,62 @@
 /**
  * AdamW (Loshchilov & Hutter): Adam with weight decay decoupled from the gradient, as
- * `torch.optim.AdamW`. Norm weights, biases and layer scales (every parameter of rank <= 1) get no
- * decay, the rule the Conv2Former/ConvNeXt recipes use.
+ * `torch.optim.AdamW`. Norm weights, biases and layer scales (every parameter of rank <= 1, and
+ * names ending in `layer_scale_1`/`layer_scale_2`) get no decay, the rule the Conv2Former/ConvNeXt
+ * recipes use.
+ *
+ * Parameter groups (`paramGroups`, see {@link buildParamGroups}): each group has an `lrScale` and a
+ * `weightDecay`; `opt.lr` stays the base lr and a parameter of the group moves with
+ * `lr * lrScale`, decayed by `lr * lrScale * weightDecay` (torch AdamW per group, with MMSeg's
+ * `lr_scale` folded into the group lr).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Module } from '../nn/module.ts';
+import type { TensorDict } from '../io/tensor_data.ts';
+
+/** One optimiser parameter group: parameter keys (PyTorch names) with their lr scale and decay. */
+export interface ParamGroup {
+  name: string;
+  params: string[];
+  lrScale: number;
+  weightDecay: number;
+}
 
 export interface AdamWOptions {
   lr: number;
   weightDecay?: number;
   betas?: [number, number];
   eps?: number;
+  /**
+   * Explicit groups. Every trainable parameter must be in exactly one group. Without groups: one
+   * decay group (lrScale 1) plus the no-decay rule above.
+   */
+  paramGroups?: ParamGroup[];
+}
+
+/** Whether a parameter gets no weight decay: rank <= 1 (norms, biases, layer scales) or `.bias`/`layer_scale_*`. */
+export function isNoDecay(name: string, rank: number): boolean {
+  return rank <= 1 || name.endsWith('.bias') || /(^|\.)layer_scale_[12]$/.test(name) ||
+    ['pos_embed', 'cls_token', 'backbone.pos_embed', 'backbone.cls_token'].includes(name);
 }
 
 /** One optimised variable with its decay (0 for norms/biases/layer scales) and moment buffers. */
 interface Slot {
+  name: string;
   variable: tf.Variable;
   weightDecay: number;
+  lrScale: number;
   m: tf.Variable;
   v: tf.Variable;
 }
 
+/** Serialisable optimiser state: moments keyed `exp_avg.<param>` / `exp_avg_sq.<param>` (tfjs layout). */
+export interface AdamWState {
+  stepCount: number;
+  tensors: TensorDict;
+}
+
 export class AdamW {
-  /** Current learning rate; schedules set it before each step. */
+  /** Current (base) learning rate; schedules set it before each step. */
   lr: number;
   readonly weightDecay: number;
   readonly betas: [number, number];
@@ -36,17 +70,38 @@ export class AdamW {
     this.weightDecay = opts.weightDecay ?? 0.01;
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
-    this.slots = module.namedParameters().filter(([, p]) => p.trainable).map(([, p]) => ({
-      variable: p.variable,
-      weightDecay: p.variable.rank <= 1 ? 0 : this.weightDecay,
-      m: tf.variable(tf.zerosLike(p.variable), false),
-      v: tf.variable(tf.zerosLike(p.variable), false),
-    }));
+    const byName = new Map<string, { lrScale: number; weightDecay: number }>();
+    for (const g of opts.paramGroups ?? []) {
+      for (const p of g.params) {
+        if (byName.has(p)) throw new Error(`AdamW: parameter '${p}' is in more than one group`);
+        byName.set(p, { lrScale: g.lrScale, weightDecay: g.weightDecay });
+      }
+    }
+    this.slots = module.namedParameters().filter(([, p]) => p.trainable).map(([name, p]) => {
+      let cfg = byName.get(name);
+      if (!cfg) {
+        if (opts.paramGroups) throw new Error(`AdamW: trainable parameter '${name}' is in no parameter group`);
+        cfg = { lrScale: 1, weightDecay: isNoDecay(name, p.variable.rank) ? 0 : this.weightDecay };
+      }
+      return {
+        name,
+        variable: p.variable,
+        weightDecay: cfg.weightDecay,
+        lrScale: cfg.lrScale,
+        m: tf.variable(tf.zerosLike(p.variable), false),
+        v: tf.variable(tf.zerosLike(p.variable), false),
+      };
+    });
   }
 
   /** The variables this optimiser updates (pass to `tf.variableGrads`). */
   get variables(): tf.Variable[] {
     return this.slots.map((s) => s.variable);
+  }
+
+  /** `[paramName, lrScale, weightDecay]` per optimised parameter. */
+  paramSettings(): { name: string; lrScale: number; weightDecay: number }[] {
+    return this.slots.map((s) => ({ name: s.name, lrScale: s.lrScale, weightDecay: s.weightDecay }));
   }
 
   /** One update from gradients keyed by variable name (what `tf.variableGrads` returns). */
@@ -59,13 +114,42 @@ export class AdamW {
       for (const s of this.slots) {
         const g = grads[s.variable.name];
         if (!g) continue;
+        const lr = this.lr * s.lrScale;
         s.m.assign(tf.add(tf.mul(s.m, b1), tf.mul(g, 1 - b1)));
         s.v.assign(tf.add(tf.mul(s.v, b2), tf.mul(tf.square(g), 1 - b2)));
         const update = tf.div(tf.div(s.m, c1), tf.add(tf.sqrt(tf.div(s.v, c2)), this.eps));
-        const decayed = s.weightDecay ? tf.mul(s.variable, 1 - this.lr * s.weightDecay) : s.variable;
-        s.variable.assign(tf.sub(decayed, tf.mul(update, this.lr)));
+        const decayed = s.weightDecay ? tf.mul(s.variable, 1 - lr * s.weightDecay) : s.variable;
+        s.variable.assign(tf.sub(decayed, tf.mul(update, lr)));
       }
     });
+  }
+
+  /** Copies the moments out (keyed by parameter name) with the step count. */
+  state(): AdamWState {
+    const tensors: TensorDict = new Map();
+    for (const s of this.slots) {
+      tensors.set(`exp_avg.${s.name}`, { dtype: 'float32', shape: [...s.m.shape], data: s.m.dataSync() as Float32Array });
+      tensors.set(`exp_avg_sq.${s.name}`, { dtype: 'float32', shape: [...s.v.shape], data: s.v.dataSync() as Float32Array });
+    }
+    return { stepCount: this.stepCount, tensors };
+  }
+
+  /** Restores what {@link state} returned; throws naming a missing or mis-shaped moment. */
+  loadState(st: AdamWState): void {
+    for (const s of this.slots) {
+      for (const [prefix, buf] of [['exp_avg', s.m], ['exp_avg_sq', s.v]] as const) {
+        const key = `${prefix}.${s.name}`;
+        const raw = st.tensors.get(key);
+        if (!raw) throw new Error(`optimizer state lacks '${key}'`);
+        if (raw.shape.length !== buf.shape.length || raw.shape.some((d, i) => d !== buf.shape[i])) {
+          throw new Error(`optimizer state '${key}' has shape [${raw.shape}], expected [${buf.shape}]`);
+        }
+        const t = tf.tensor(raw.data as Float32Array, buf.shape, 'float32');
+        buf.assign(t);
+        t.dispose();
+      }
+    }
+    this.stepCount = st.stepCount;
   }
 
   dispose(): void {

@@ -43,16 +43,14 @@ function fromTorchLayout(raw: RawTensor, shape: readonly number[], layout: Layou
   });
 }
 
-/** tfjs-layout tensor → PyTorch-layout float32 values. */
+/** tfjs-layout tensor → PyTorch-layout float32 values (a copy: callers may keep or change it). */
 function toTorchLayout(t: tf.Tensor, layout: Layout): Float32Array {
-  return tf.tidy(() => {
-    switch (layout.kind) {
-      case 'plain': return t;
-      case 'conv': return t.transpose([3, 2, 0, 1]);
-      case 'depthwise': return t.transpose([2, 3, 0, 1]);
-      case 'linear': return t.transpose([1, 0]);
-    }
-  }).dataSync() as Float32Array;
+  if (layout.kind === 'plain') return (t.dataSync() as Float32Array).slice();
+  const perm = layout.kind === 'conv' ? [3, 2, 0, 1] : layout.kind === 'depthwise' ? [2, 3, 0, 1] : [1, 0];
+  const moved = tf.transpose(t, perm);
+  const data = moved.dataSync() as Float32Array;
+  moved.dispose();
+  return data;
 }
 
 /** One entry of a state dict: a parameter, a tensor buffer or an integer counter. */

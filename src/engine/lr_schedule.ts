@@ -1,0 +1,84 @@
+/**
+ * Iteration-based learning-rate schedules with MMCV `LrUpdaterHook` semantics (by_epoch=False).
+ *
+ * `iter` is 0-based: the first optimiser step uses `lrAt(0, cfg)`, exactly like MMCV where
+ * `before_train_iter` reads `runner.iter` (0 for the first iteration) — so with linear warmup the
+ * first step runs at `regular_lr * warmup_ratio`.
+ *
+ * Warmup (MMCV `get_warmup_lr`, linear): while `iter < warmup_iters`,
+ * `lr = regular_lr(iter) * (1 - (1 - iter / warmup_iters) * (1 - warmup_ratio))`
+ * `    = regular_lr(iter) * (warmup_ratio + (1 - warmup_ratio) * iter / warmup_iters)`.
+ * Note: MMCV warms up the *regular* (already decayed) lr, not the base lr; for poly with
+ * warmup_iters << max_iters the difference is tiny, but we follow MMCV exactly.
+ *
+ * Policies (progress = iter, max_progress = max_iters):
+ * - `poly`:   `(base - min_lr) * (1 - iter / max_iters) ** power + min_lr`
+ * - `step`:   `base * gamma ** k`, k = number of `steps` milestones <= iter (int `steps`: iter // steps),
+ *             clamped below at `min_lr` when given
+ * - `cosine`: `min_lr + 0.5 * (base - min_lr) * (1 + cos(pi * iter / max_iters))`
+ * - `fixed`:  `base`
+ */
+export interface LrScheduleConfig {
+  policy: 'poly' | 'step' | 'cosine' | 'fixed';
+  base_lr: number;
+  /** Length of the poly/cosine schedule. */
+  max_iters?: number;
+  /** poly exponent (default 1). */
+  power?: number;
+  /** Floor of poly/cosine/step (default 0). */
+  min_lr?: number;
+  /** step milestones (iterations) or a period. */
+  steps?: number[] | number;
+  /** step factor (default 0.1). */
+  gamma?: number;
+  warmup?: 'linear' | 'constant' | null;
+  warmup_iters?: number;
+  /** Starting fraction of the lr (MMCV default 0.1). */
+  warmup_ratio?: number;
+}
+
+function needMax(cfg: LrScheduleConfig): number {
+  if (!cfg.max_iters || cfg.max_iters <= 0) throw new Error(`lr schedule '${cfg.policy}' needs max_iters > 0`);
+  return cfg.max_iters;
+}
+
+/** The regular (no warmup) lr at 0-based iteration `iter`. */
+export function regularLr(iter: number, cfg: LrScheduleConfig): number {
+  const base = cfg.base_lr;
+  const minLr = cfg.min_lr ?? 0;
+  switch (cfg.policy) {
+    case 'fixed':
+      return base;
+    case 'poly': {
+      const coeff = (1 - iter / needMax(cfg)) ** (cfg.power ?? 1);
+      return (base - minLr) * coeff + minLr;
+    }
+    case 'cosine': {
+      const f = iter / needMax(cfg);
+      return minLr + 0.5 * (base - minLr) * (1 + Math.cos(Math.PI * f));
+    }
+    case 'step': {
+      const steps = cfg.steps ?? [];
+      let k: number;
+      if (typeof steps === 'number') k = Math.floor(iter / steps);
+      else {
+        k = steps.length;
+        for (let i = 0; i < steps.length; i++) if (iter < steps[i]) { k = i; break; }
+      }
+      const lr = base * (cfg.gamma ?? 0.1) ** k;
+      return cfg.min_lr !== undefined ? Math.max(lr, cfg.min_lr) : lr;
+    }
+    default:
+      throw new Error(`unknown lr policy '${(cfg as { policy: string }).policy}'`);
+  }
+}
+
+/** The lr of the optimiser step at 0-based iteration `iter` (warmup included). */
+export function lrAt(iter: number, cfg: LrScheduleConfig): number {
+  const regular = regularLr(iter, cfg);
+  const warmupIters = cfg.warmup_iters ?? 0;
+  if (!cfg.warmup || iter >= warmupIters) return regular;
+  const ratio = cfg.warmup_ratio ?? 0.1;
+  if (cfg.warmup === 'constant') return regular * ratio;
+  return regular * (1 - (1 - iter / warmupIters) * (1 - ratio));
+}
