@@ -284,13 +284,7 @@ export class Trainer {
     const o = this.opts;
     const weights = `iter_${this.iter}.safetensors`;
     const state = stateFileOf(weights);
-    // tidy: Module.stateDict() (src/nn/module.ts toTorchLayout) leaks the transposed copy of every
-    // conv/linear weight; the tidy frees those so the tensor count stays flat across checkpoints.
-    let dict!: TensorDict;
-    tf.tidy(() => {
-      dict = o.model.stateDict();
-    });
-    await writeSafetensors(join(o.workDir, weights), dict, { iter: String(this.iter) });
+    await writeSafetensors(join(o.workDir, weights), o.model.stateDict(), { iter: String(this.iter) });
     const opt = o.optimizer.state();
     const ts: TrainerState = { iter: this.iter, stepCount: opt.stepCount, rng: globalRng.getState(), loader: o.loader.state(), seed: o.seed };
     await writeSafetensors(join(o.workDir, state), opt.tensors, { trainer_state: JSON.stringify(ts) });
