@@ -24,7 +24,6 @@ import type { Module } from '../nn/module.ts';
 import { loadCheckpoint } from '../nn/checkpoint.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
-import type { TensorDict } from '../io/tensor_data.ts';
 import { globalRng, manualSeed, type RngState } from '../nn/random.ts';
 import type { DataLoader, DataLoaderState } from '../datasets/loader.ts';
 import type { Batch } from '../datasets/collate.ts';
