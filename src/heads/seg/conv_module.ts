@@ -1,0 +1,64 @@
+/**
+ * mmcv `ConvModule` (conv → norm → ReLU) on NHWC: keys `conv.weight` (+ `conv.bias` only without a
+ * norm, mmcv's bias='auto'), `bn.*` for BN or `gn.*` for GN. Init as mmcv: kaiming-normal
+ * (fan_out, relu) conv weights, zero bias, norm weight 1 / bias 0.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Conv2d } from '../../nn/conv2d.ts';
+import { BatchNorm2d, GroupNorm } from '../../nn/norm.ts';
+import { Module } from '../../nn/module.ts';
+import { globalRng } from '../../nn/random.ts';
+
+export type NormKind = 'BN' | 'GN' | 'none';
+
+export interface ConvModuleOptions {
+  padding?: number;
+  dilation?: number;
+  stride?: number;
+  norm?: NormKind;
+  /** GN groups (mmseg configs use 32). */
+  gnGroups?: number;
+  /** Apply ReLU (default true). */
+  act?: boolean;
+}
+
+/** Fills a conv's weight with N(0, 2/fan_out) (mmcv `kaiming_init`, mode fan_out, relu). */
+export function kaimingFanOut(conv: Conv2d): void {
+  const [kh, kw, , out] = conv.weight.variable.shape;
+  const std = Math.sqrt(2 / (out * kh * kw));
+  normalInit(conv, std);
+}
+
+/** Fills a conv's weight with N(0, std²) and zeroes its bias (mmcv `normal_init`). */
+export function normalInit(conv: Conv2d, std: number): void {
+  const v = conv.weight.variable;
+  const data = new Float32Array(v.size);
+  for (let i = 0; i < data.length; i++) data[i] = globalRng.normal() * std;
+  tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
+}
+
+export class ConvModule extends Module {
+  readonly conv: Conv2d;
+  readonly norm?: BatchNorm2d | GroupNorm;
+  readonly act: boolean;
+
+  constructor(inChannels: number, outChannels: number, kernelSize: number, opts: ConvModuleOptions = {}) {
+    super();
+    const normKind = opts.norm ?? 'BN';
+    this.conv = this.addModule('conv', new Conv2d(inChannels, outChannels, kernelSize, {
+      padding: opts.padding ?? 0, dilation: opts.dilation ?? 1, stride: opts.stride ?? 1, bias: normKind === 'none',
+    }));
+    kaimingFanOut(this.conv);
+    if (normKind === 'BN') this.norm = this.addModule('bn', new BatchNorm2d(outChannels));
+    else if (normKind === 'GN') this.norm = this.addModule('gn', new GroupNorm(opts.gnGroups ?? 32, outChannels));
+    this.act = opts.act ?? true;
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      let y = this.conv.forward(x);
+      if (this.norm) y = this.norm.forward(y);
+      return this.act ? tf.relu(y) : y;
+    });
+  }
+}

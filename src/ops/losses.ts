@@ -1,0 +1,69 @@
+/**
+ * Segmentation losses and metrics with MMSegmentation semantics.
+ *
+ * `crossEntropy` follows mmseg 1.x `CrossEntropyLoss(use_sigmoid=False)`:
+ *   per-pixel loss = classWeight[y] * (-log_softmax(logits)[y]), 0 on pixels with y == ignoreIndex;
+ *   reduction 'mean' with
+ *     - `avgNonIgnore: false` (MMSeg 1.x DEFAULT, `avg_non_ignore=False`): sum / (N*H*W), i.e. the mean
+ *       over ALL pixels, ignored ones counting as 0;
+ *     - `avgNonIgnore: true`: sum / (#non-ignored pixels + float32 eps), mmseg's `avg_factor`.
+ *   Class weights are NOT renormalised (unlike torch's `reduction='mean'` with `weight`), as in mmseg.
+ *   The result is multiplied by `lossWeight` (default 1).
+ * Log-softmax is the numerically stable `x - max - log(sum(exp(x - max)))` (tf.logSoftmax).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export interface CrossEntropyOptions {
+  ignoreIndex?: number;
+  classWeights?: number[];
+  /** Divide by the number of non-ignored pixels instead of all pixels (mmseg default: false). */
+  avgNonIgnore?: boolean;
+  lossWeight?: number;
+}
+
+const F32_EPS = 1.1920928955078125e-7;
+
+/** logits `[..., C]` float, labels `[...]` int32 → scalar loss. */
+export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: CrossEntropyOptions = {}): tf.Scalar {
+  const ignoreIndex = opts.ignoreIndex ?? 255;
+  const avgNonIgnore = opts.avgNonIgnore ?? false;
+  const lossWeight = opts.lossWeight ?? 1;
+  return tf.tidy(() => {
+    const c = logits.shape[logits.rank - 1];
+    if (labels.shape.join(',') !== logits.shape.slice(0, -1).join(',')) {
+      throw new Error(`crossEntropy: labels [${labels.shape}] do not match logits [${logits.shape}]`);
+    }
+    const flatLogits = logits.reshape([-1, c]) as tf.Tensor2D;
+    const flatLabels = labels.reshape([-1]).toInt();
+    const valid = tf.notEqual(flatLabels, ignoreIndex);
+    const safe = tf.where(valid, flatLabels, tf.zerosLike(flatLabels)) as tf.Tensor1D;
+    const logp = tf.logSoftmax(flatLogits, -1);
+    const onehot = tf.oneHot(safe, c);
+    let nll = tf.neg(tf.sum(tf.mul(logp, onehot), -1));
+    const validF = valid.toFloat();
+    nll = tf.mul(nll, validF);
+    if (opts.classWeights) {
+      if (opts.classWeights.length !== c) throw new Error(`crossEntropy: ${opts.classWeights.length} class weights for ${c} classes`);
+      nll = tf.mul(nll, tf.gather(tf.tensor1d(opts.classWeights), safe));
+    }
+    const total = tf.sum(nll);
+    const denom = avgNonIgnore ? tf.add(tf.sum(validF), F32_EPS) : tf.scalar(flatLabels.size);
+    return tf.mul(tf.div(total, denom), lossWeight) as tf.Scalar;
+  });
+}
+
+/**
+ * Top-1 pixel accuracy in percent over pixels whose label is not `ignoreIndex` (mmseg `accuracy`);
+ * 0 when every pixel is ignored. No gradient path.
+ */
+export function accuracy(logits: tf.Tensor, labels: tf.Tensor, ignoreIndex = 255): tf.Scalar {
+  return tf.tidy(() => {
+    const c = logits.shape[logits.rank - 1];
+    const pred = tf.argMax(logits.reshape([-1, c]), -1).toInt();
+    const lab = labels.reshape([-1]).toInt();
+    const valid = tf.notEqual(lab, ignoreIndex).toFloat();
+    const correct = tf.mul(tf.equal(pred, lab).toFloat(), valid);
+    const n = tf.sum(valid);
+    return tf.where(tf.greater(n, 0), tf.div(tf.mul(tf.sum(correct), 100), tf.maximum(n, 1)), tf.scalar(0)) as tf.Scalar;
+  });
+}
