@@ -1,0 +1,162 @@
+/**
+ * Trains a model from an experiment config (MMSeg `tools/train.py`-like).
+ *
+ *   npx tsx tools/train.ts configs/upernet_c2f_shapes.yaml [--work-dir DIR] [--resume [CKPT]]
+ *     [--cfg-options schedule.max_iters=100 data.batch_size=4 ...] [--backend auto|wasm|cpu|...]
+ *
+ * - The merged config (bases + --cfg-options) is validated, then dumped to `<work-dir>/config.yaml`.
+ *   The work dir defaults to the config's `work_dir`, else `work_dirs/<config stem>`.
+ * - `--resume` alone resumes from `<work-dir>/latest.json`; `--resume CKPT` from a pointer JSON or an
+ *   `iter_<n>.safetensors` file. Lr, data order and RNG continue exactly.
+ * - Every `train.eval_interval` iterations (and at the end) the model is evaluated on `data.val` with
+ *   the `test:` mode (mIoU tracked in `best.json`); the final metrics are printed at the end.
+ */
+import { mkdirSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { initBackend } from '../src/backend.ts';
+import { dumpConfig, loadConfig, validateExperimentConfig, type ExperimentConfig } from '../src/config/index.ts';
+import { buildDataset } from '../src/datasets/build.ts';
+import { DataLoader } from '../src/datasets/loader.ts';
+import { AdamW } from '../src/engine/adamw.ts';
+import { evaluateSegmentor } from '../src/engine/evaluate_seg.ts';
+import type { LrScheduleConfig } from '../src/engine/lr_schedule.ts';
+import { buildParamGroups } from '../src/engine/param_groups.ts';
+import { Trainer } from '../src/engine/trainer.ts';
+import { buildSegmentor, PLANNED_MODELS, SEGMENTORS } from '../src/models/build.ts';
+import { runCli } from './cli.ts';
+
+function fmtMetric(v: number): string {
+  return Number.isNaN(v) ? 'nan' : (100 * v).toFixed(2);
+}
+
+/** The lr schedule of the validated `schedule:` block (linear warmup when warmup_iters > 0). */
+export function scheduleOf(cfg: ExperimentConfig, baseLr: number): LrScheduleConfig {
+  const s = cfg.schedule;
+  return {
+    policy: s.policy,
+    base_lr: baseLr,
+    max_iters: s.max_iters,
+    power: s.power,
+    min_lr: s.min_lr,
+    steps: s.steps,
+    gamma: s.gamma,
+    warmup: s.warmup_iters > 0 ? 'linear' : null,
+    warmup_iters: s.warmup_iters,
+    warmup_ratio: s.warmup_ratio,
+  };
+}
+
+await runCli(async () => {
+  const argv = await yargs(hideBin(process.argv))
+    .usage('$0 CONFIG [--work-dir DIR] [--resume [CKPT]] [--cfg-options k=v ...] [--backend NAME]')
+    .command('$0 <config>', 'train a model from a config', (y) => y.positional('config', { type: 'string', describe: 'experiment config (YAML)' }))
+    .option('work-dir', { type: 'string', describe: 'output folder (default: work_dir of the config, else work_dirs/<config stem>)' })
+    .option('resume', { type: 'string', describe: 'resume from <work-dir>/latest.json, or from the given pointer/weights file' })
+    .option('cfg-options', { type: 'string', array: true, describe: 'overrides a.b.c=value applied after merging the bases' })
+    .option('backend', { type: 'string', default: 'auto', describe: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu (auto honours C2F_BACKEND)' })
+    .strict()
+    .parse();
+  const cfgPath = argv.config as string;
+  const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [] });
+  const cfg = validateExperimentConfig(raw, cfgPath);
+  const where = `${cfgPath}: model`;
+
+  const modelType = cfg.model.type;
+  if ((PLANNED_MODELS as readonly string[]).includes(modelType)) {
+    throw new Error(`${where}.type: training '${modelType}' is not implemented yet; implemented: ${SEGMENTORS.join(', ')}`);
+  }
+  if (!(SEGMENTORS as readonly string[]).includes(modelType)) {
+    throw new Error(`${where}.type: unknown model type '${modelType}'; known: ${[...SEGMENTORS, ...PLANNED_MODELS].join(', ')}`);
+  }
+
+  const workDir = argv['work-dir'] ?? cfg.work_dir ?? join('work_dirs', basename(cfgPath, extname(cfgPath)));
+  await initBackend(argv.backend);
+
+  // Build everything before writing anything, so a bad config leaves no half-made work dir.
+  const log = (line: string) => console.log(line);
+  const trainSet = await buildDataset(cfg.data.train as Record<string, unknown>, `${cfgPath}: data.train`);
+  const valSet = await buildDataset(cfg.data.val as Record<string, unknown>, `${cfgPath}: data.val`);
+  const model = await buildSegmentor(cfg.model as Record<string, unknown>, where, { log });
+  const numClasses = model.numClasses;
+
+  const seed = cfg.train.seed ?? 0;
+  const loader = new DataLoader(trainSet, { batchSize: cfg.data.batch_size, shuffle: true, infinite: true, seed });
+  const opt = cfg.optimizer;
+  if (opt.type !== 'AdamW') throw new Error(`${cfgPath}: optimizer.type: only AdamW is implemented, got '${opt.type}'`);
+  const pw = opt.paramwise_cfg;
+  const paramGroups = buildParamGroups(model, {
+    weightDecay: opt.weight_decay,
+    layerDecayRate: pw?.layer_decay_rate,
+    decayType: pw?.decay_type,
+    numLayers: pw?.num_layers,
+  });
+  const optimizer = new AdamW(model, {
+    lr: opt.lr,
+    weightDecay: opt.weight_decay,
+    betas: opt.betas as [number, number] | undefined,
+    eps: opt.eps,
+    paramGroups,
+  });
+
+  const test = cfg.test ?? { mode: 'whole' as const, crop_size: undefined, stride: undefined };
+  let last: { iter: number; metrics: Record<string, number> } | null = null;
+  const evalOnce = async (): Promise<Record<string, number>> => {
+    const m = await evaluateSegmentor(model, valSet, {
+      mode: test.mode as 'whole' | 'slide',
+      cropSize: test.crop_size as [number, number] | undefined,
+      stride: test.stride as [number, number] | undefined,
+      numClasses,
+      log,
+    });
+    return { aAcc: m.aAcc, mIoU: m.mIoU, mAcc: m.mAcc };
+  };
+  let trainer: Trainer | null = null;
+  const evaluate = async (): Promise<Record<string, number>> => {
+    const metrics = await evalOnce();
+    last = { iter: trainer?.iter ?? -1, metrics };
+    return metrics;
+  };
+
+  mkdirSync(workDir, { recursive: true });
+  await dumpConfig(raw, join(workDir, 'config.yaml'));
+  trainer = new Trainer({
+    model,
+    loader,
+    optimizer,
+    schedule: scheduleOf(cfg, opt.lr),
+    maxIters: cfg.schedule.max_iters,
+    workDir,
+    logInterval: cfg.train.log_interval,
+    checkpointInterval: cfg.train.checkpoint_interval,
+    evalInterval: cfg.train.eval_interval,
+    evaluate,
+    bestMetric: 'mIoU',
+    gradClip: cfg.train.grad_clip ?? null,
+    accumulate: cfg.train.accumulate ?? 1,
+    seed,
+    log,
+  });
+  if (argv.resume !== undefined) {
+    const from = argv.resume === '' ? undefined : argv.resume;
+    await trainer.resume(from);
+    log(`resumed from ${from ?? join(workDir, 'latest.json')} at iter ${trainer.iter}`);
+  }
+  const params = model.namedParameters().reduce((n, [, p]) => n + p.variable.size, 0);
+  log(`training ${modelType} (${(params / 1e6).toFixed(2)}M parameters) on ${trainSet.length} images, ` +
+    `batch ${cfg.data.batch_size}, iters ${trainer.iter} -> ${cfg.schedule.max_iters}; work dir ${workDir}`);
+  const result = await trainer.run();
+  if (result.iter > 0) {
+    // The trainer evaluates at max_iters; report that (or evaluate now, e.g. when resumed at the end).
+    const done = last as { iter: number; metrics: Record<string, number> } | null;
+    if (done === null || done.iter !== result.iter) {
+      model.eval();
+      last = { iter: result.iter, metrics: await evalOnce() };
+    }
+    const m = (last as { metrics: Record<string, number> }).metrics;
+    log(`final (iter ${result.iter}): aAcc ${fmtMetric(m.aAcc)}  mIoU ${fmtMetric(m.mIoU)}  mAcc ${fmtMetric(m.mAcc)}` +
+      (trainer.best ? `  (best mIoU ${fmtMetric(trainer.best.value!)} at iter ${trainer.best.iter})` : ''));
+    log(`checkpoints in ${workDir} (latest.json, best.json)`);
+  }
+});
