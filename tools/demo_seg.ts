@@ -13,6 +13,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { generateShapes } from '../src/datasets/shapes.ts';
+import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { runCli } from './cli.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -50,9 +51,8 @@ await runCli(async () => {
 
   const latest = path.join(WORK, 'latest.json');
   if (!existsSync(latest)) throw new Error(`training wrote no ${latest}`);
-  const ptr = JSON.parse(readFileSync(latest, 'utf8')) as { weights?: string; iter?: number };
-  if (typeof ptr.weights !== 'string') throw new Error(`${latest} names no weights file`);
-  const weights = path.join(WORK, ptr.weights);
+  const ptr = readCheckpointPointer(latest);
+  const weights = ptr.weightsPath;
   const overlays = path.join(WORK, 'overlays');
   const metrics = path.join(WORK, 'metrics.json');
   runTool('test.ts', [CONFIG, weights, '--show-dir', overlays, '--metrics-out', metrics, ...backend]);

@@ -17,7 +17,7 @@
  *   `{scales, flip}` in the config overrides these), softmax probabilities averaged.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import yargs from 'yargs';
@@ -27,6 +27,7 @@ import { loadConfig, validateExperimentConfig } from '../src/config/index.ts';
 import { buildDataset } from '../src/datasets/build.ts';
 import type { ImgMeta } from '../src/datasets/collate.ts';
 import { evaluateSegmentor } from '../src/engine/evaluate_seg.ts';
+import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { formatSegMetrics, type SegMetrics } from '../src/evaluation/index.ts';
 import { writeFileAtomic } from '../src/io/atomic_write.ts';
 import { buildSegmentor } from '../src/models/build.ts';
@@ -46,17 +47,7 @@ async function resolveCheckpoint(arg: string): Promise<string> {
     if (!existsSync(latest)) throw new Error(`checkpoint ${arg} is a folder without latest.json`);
     p = latest;
   }
-  if (!p.endsWith('.json')) return p;
-  let ptr: { weights?: unknown };
-  try {
-    ptr = JSON.parse(await readFile(p, 'utf8')) as { weights?: unknown };
-  } catch (e) {
-    throw new Error(`checkpoint pointer ${p} is not valid JSON: ${(e as Error).message}`);
-  }
-  if (typeof ptr?.weights !== 'string') throw new Error(`checkpoint pointer ${p} has no 'weights' file name`);
-  const w = path.resolve(path.dirname(p), ptr.weights);
-  if (!existsSync(w)) throw new Error(`checkpoint pointer ${p} names ${w}, which does not exist`);
-  return w;
+  return p.endsWith('.json') ? readCheckpointPointer(p).weightsPath : p;
 }
 
 /** MMSeg-style JSON: fractions, NaN → null. */

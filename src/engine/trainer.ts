@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdirSync, readFileSync, appendFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Module } from '../nn/module.ts';
 import { loadCheckpoint } from '../nn/checkpoint.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
@@ -72,6 +72,24 @@ export interface CheckpointPointer {
   state: string;
   metric?: string;
   value?: number;
+}
+
+/**
+ * Reads a checkpoint pointer (`latest.json`, `best.json`) and returns the absolute paths of the
+ * weights and state files it names. Errors name the pointer and what is wrong with it.
+ */
+export function readCheckpointPointer(pointerPath: string): CheckpointPointer & { weightsPath: string; statePath: string } {
+  let ptr: CheckpointPointer;
+  try {
+    ptr = JSON.parse(readFileSync(pointerPath, 'utf8')) as CheckpointPointer;
+  } catch (e) {
+    throw new Error(`checkpoint pointer ${pointerPath} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof ptr?.weights !== 'string') throw new Error(`checkpoint pointer ${pointerPath} has no 'weights' file name`);
+  const weightsPath = resolve(dirname(pointerPath), ptr.weights);
+  if (!existsSync(weightsPath)) throw new Error(`checkpoint pointer ${pointerPath} names ${weightsPath}, which does not exist`);
+  const statePath = resolve(dirname(pointerPath), typeof ptr.state === 'string' ? ptr.state : stateFileOf(ptr.weights));
+  return { ...ptr, weightsPath, statePath };
 }
 
 /** The JSON stored in the state file's `trainer_state` metadata. */
@@ -305,9 +323,7 @@ export class Trainer {
     if (!existsSync(path)) throw new Error(`cannot resume: ${path} does not exist`);
     let weightsPath: string, statePath: string;
     if (path.endsWith('.json')) {
-      const ptr = JSON.parse(readFileSync(path, 'utf8')) as CheckpointPointer;
-      weightsPath = join(dirname(path), ptr.weights);
-      statePath = join(dirname(path), ptr.state);
+      ({ weightsPath, statePath } = readCheckpointPointer(path));
     } else {
       weightsPath = path;
       statePath = join(dirname(path), stateFileOf(basename(path)));
