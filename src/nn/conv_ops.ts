@@ -132,23 +132,38 @@ function denseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g: Co
   return tf.conv2d(z, flipped, 1, 'valid', 'NHWC', g.dilation);
 }
 
+/** Up to this many `kh*kw*cin` patch columns, the filter gradient uses one im2col convolution. */
+const IM2COL_MAX_COLUMNS = 64;
+
 function denseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], g: ConvGeometry): tf.Tensor4D {
   const [kh, kw, cin, cout] = wShape;
   const [n, ho, wo] = dy.shape;
-  const dy2 = dy.reshape([n * ho * wo, cout]) as tf.Tensor2D;
+  const rows = n * ho * wo;
+  // dW[tap] = patch[tap]ᵀ dy = (dyᵀ patch[tap])ᵀ: transposing dy once is cheaper than transposing
+  // every [rows, cin] tap (wasm transposes are slow), and the small [cout, cin] results are
+  // transposed together at the end.
+  const dyT = tf.transpose(dy.reshape([rows, cout])) as tf.Tensor2D;
   const xPad = padInput(x, g);
+  if (kh * kw * cin <= IM2COL_MAX_COLUMNS) {
+    // Thin inputs (the RGB stem): gather all patches with one convolution by a one-hot kernel
+    // instead of kh*kw strided slices, which are slow for strided views.
+    const cols = kh * kw * cin;
+    const eye = tf.oneHot(tf.range(0, cols, 1, 'int32'), cols).toFloat().reshape([kh, kw, cin, cols]) as tf.Tensor4D;
+    const patches = tf.conv2d(xPad, eye, g.stride, 'valid', 'NHWC', g.dilation).reshape([rows, cols]) as tf.Tensor2D;
+    return tf.matMul(dyT, patches).transpose().reshape([kh, kw, cin, cout]);
+  }
   const taps: tf.Tensor2D[] = [];
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       const patch = tapSlice(xPad, i, j, [ho, wo], g);
-      const p2 = patch.reshape([n * ho * wo, cin]) as tf.Tensor2D;
-      taps.push(matMulTransposeA(p2, dy2));
+      const p2 = patch.reshape([rows, cin]) as tf.Tensor2D;
+      taps.push(tf.matMul(dyT, p2));
       // Free each tap's copy at once: kh*kw of them alive together is the im2col blow-up.
       patch.dispose();
       p2.dispose();
     }
   }
-  return tf.stack(taps).reshape([kh, kw, cin, cout]);
+  return tf.stack(taps).reshape([kh, kw, cout, cin]).transpose([0, 1, 3, 2]);
 }
 
 /** Depthwise convolution (groups = inC) through `tf.depthwiseConv2d`, with forward-op gradients. */
