@@ -14,7 +14,7 @@
  * Weights use tfjs layouts: dense `[kh, kw, inC/groups, outC]`, depthwise `[kh, kw, C, multiplier]`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { matMul, matMulTransposeA } from './matmul.ts';
+import { matMul } from './matmul.ts';
 
 /** Convolution geometry, PyTorch-style explicit symmetric or asymmetric padding. */
 export interface ConvGeometry {

@@ -20,8 +20,3 @@ export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   });
   return run(a, b) as tf.Tensor2D;
 }
-
-/** `aᵀ b` for `[M, K]`, `[M, N]` → `[K, N]` (no gradient needed: used inside gradient code). */
-export function matMulTransposeA(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.matMul(tf.transpose(a), b));
-}
