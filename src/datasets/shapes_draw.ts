@@ -99,15 +99,19 @@ function centreMask(poly: { outer: number[]; hole?: number[] }, h: number, w: nu
   return m;
 }
 
-/** A textured background: two-colour gradient at a random angle, stripes, and Gaussian noise. */
+/**
+ * A textured background: two-colour gradient at a random angle, stripes, and Gaussian noise. The
+ * texture is always visible (stripes of amplitude >= 10 and noise std >= 12, still there after a
+ * half-scale resize and JPEG), so ground and the flat-coloured shapes differ locally and not only
+ * by the layout of the whole image.
+ */
 export function drawBackground(rng: Rng, w: number, h: number): Uint8Array {
   const c0: RGB = [randInt(rng, 0, 255), randInt(rng, 0, 255), randInt(rng, 0, 255)];
   const c1: RGB = [randInt(rng, 0, 255), randInt(rng, 0, 255), randInt(rng, 0, 255)];
   const ga = rng.uniform() * 2 * Math.PI, gx = Math.cos(ga), gy = Math.sin(ga);
-  const stripes = rng.uniform() < 0.6;
   const sa = rng.uniform() * Math.PI, sx = Math.cos(sa), sy = Math.sin(sa);
-  const period = 6 + rng.uniform() * 30, amp = stripes ? 10 + rng.uniform() * 30 : 0;
-  const noise = 3 + rng.uniform() * 12;
+  const period = 6 + rng.uniform() * 30, amp = 10 + rng.uniform() * 30;
+  const noise = 12 + rng.uniform() * 12;
   const span = Math.abs(gx) * w + Math.abs(gy) * h || 1;
   const off = Math.min(0, gx * w) + Math.min(0, gy * h);
   const px = new Uint8Array(w * h * 3);
@@ -173,26 +177,33 @@ export interface InstanceImage {
 /** Most of an instance's area that later shapes may cover. */
 const MAX_OCCLUSION = 0.3;
 
+/** A shape placed by {@link placeShapes}: its full mask area and the part later shapes left visible. */
+interface PlacedShape {
+  cat: number;
+  poly: { outer: number[]; hole?: number[] };
+  full: number;
+  visible: Uint8Array;
+  color: RGB;
+  occluded: boolean;
+}
+
 /**
- * Draws one instance image: 1–8 shapes (drawing order = annotation order for instances) and, with
- * probability 0.15, one crowd region (~10% of images get one). Deterministic given the state of `rng`.
+ * Paints up to `target` shapes (40 attempts) in drawing order, refusing any that would leave an
+ * earlier one less than 70% visible or that covers < 16 pixels. The first shape is large half the
+ * time (large shapes drawn later are mostly refused). `rasterise` makes the `[h*w]` mask.
  */
-export function drawInstanceImage(rng: Rng, w: number, h: number): InstanceImage {
-  const pixels = drawBackground(rng, w, h);
-  const target = randInt(rng, 1, 8);
-  interface Inst { cat: number; poly: { outer: number[]; hole?: number[] }; full: number; visible: Uint8Array; color: RGB; occluded: boolean }
-  const insts: Inst[] = [];
+function placeShapes(rng: Rng, w: number, h: number, pixels: Uint8Array, target: number,
+  rasterise: (poly: { outer: number[]; hole?: number[] }, h: number, w: number) => Uint8Array): PlacedShape[] {
+  const insts: PlacedShape[] = [];
   for (let attempt = 0; attempt < 40 && insts.length < target; attempt++) {
     const cat = randInt(rng, 0, 4);
-    // Large shapes drawn later are mostly refused (they would hide earlier ones): favour one first.
     const sizeClass = insts.length === 0 && rng.uniform() < 0.5 ? 2 : randInt(rng, 0, 2);
     const { cx, cy, r, theta } = randomPlacement(rng, w, h, cat, sizeClass);
     const poly = shapePolygons(cat, cx, cy, r, theta);
-    const m = polygonMask(poly, h, w);
+    const m = rasterise(poly, h, w);
     let full = 0;
     for (let i = 0; i < m.length; i++) full += m[i];
     if (full < 16) continue;
-    // Refuse a shape that would leave an earlier one less than 70% visible.
     const ok = insts.every((o) => {
       let vis = 0;
       for (let i = 0; i < m.length; i++) if (o.visible[i] && !m[i]) vis++;
@@ -208,6 +219,16 @@ export function drawInstanceImage(rng: Rng, w: number, h: number): InstanceImage
     paint(pixels, m, color);
     insts.push({ cat, poly, full, visible: m, color, occluded: false });
   }
+  return insts;
+}
+
+/**
+ * Draws one instance image: 1–8 shapes (drawing order = annotation order for instances) and, with
+ * probability 0.15, one crowd region (~10% of images get one). Deterministic given the state of `rng`.
+ */
+export function drawInstanceImage(rng: Rng, w: number, h: number): InstanceImage {
+  const pixels = drawBackground(rng, w, h);
+  const insts = placeShapes(rng, w, h, pixels, randInt(rng, 1, 8), polygonMask);
 
   const annotations: ShapeAnnotation[] = insts.map((o) => {
     const seg: Segmentation = o.occluded || o.poly.hole ? encode(o.visible, h, w) : [o.poly.outer];
@@ -264,7 +285,8 @@ export interface SemanticImage {
 
 /**
  * Draws one semantic image: background (label 1), 0–2 noisy grey "clutter" ellipses and, in half
- * the images, a border band of random width (label 0 = ignore), then 2–8 shapes (labels 2..6)
+ * the images, a border band of random width (label 0 = ignore), then up to 2–8 shapes (labels 2..6;
+ * none may hide more than 30% of an earlier one, as in the instance images)
  * that paint over the clutter but not over the border band.
  */
 export function drawSemanticImage(rng: Rng, w: number, h: number): SemanticImage {
@@ -284,17 +306,9 @@ export function drawSemanticImage(rng: Rng, w: number, h: number): SemanticImage
       }
     }
   }
-  const shapes: { label: number; color: RGB }[] = [];
-  const n = randInt(rng, 2, 8);
-  for (let k = 0; k < n; k++) {
-    const cat = randInt(rng, 0, 4);
-    const { cx, cy, r, theta } = randomPlacement(rng, w, h, cat, randInt(rng, 0, 2));
-    const m = centreMask(shapePolygons(cat, cx, cy, r, theta), h, w);
-    const color = shapeColour(rng, pixelAt(pixels, w, cx, cy));
-    paint(pixels, m, color);
-    for (let i = 0; i < m.length; i++) if (m[i]) label[i] = cat + 2;
-    shapes.push({ label: cat + 2, color });
-  }
+  const placed = placeShapes(rng, w, h, pixels, randInt(rng, 2, 8), centreMask);
+  for (const o of placed) for (let i = 0; i < o.visible.length; i++) if (o.visible[i]) label[i] = o.cat + 2;
+  const shapes = placed.map((o) => ({ label: o.cat + 2, color: o.color }));
   if (rng.uniform() < 0.5) {
     const band = randInt(rng, 2, 8);
     for (let y = 0; y < h; y++) {
