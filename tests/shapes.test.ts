@@ -11,7 +11,7 @@ import type { CocoDataset } from '../src/coco/types.ts';
 import { readLabelPng } from '../src/io/label_png.ts';
 import { Rng } from '../src/nn/random.ts';
 import {
-  SHAPES_CATEGORIES, SHAPES_SEG_CLASSES, SHAPES_SEG_PALETTE, drawInstanceImage, drawSemanticImage, generateShapes,
+  SHAPES_CATEGORIES, SHAPES_GENERATOR_VERSION, SHAPES_SEG_CLASSES, readShapesStamp, SHAPES_SEG_PALETTE, drawInstanceImage, drawSemanticImage, generateShapes,
 } from '../src/datasets/shapes.ts';
 import { runTool } from './helpers/run_tool.ts';
 
@@ -33,7 +33,7 @@ test('same seed gives byte-identical files; another seed differs', async () => {
   await generateShapes({ ...small, out: c, seed: 4 });
   const fa = filesUnder(a);
   assert.deepEqual(fa, filesUnder(b));
-  assert.equal(fa.length, 2 + 6 + 6 + 6); // 2 JSON, 6 COCO JPEGs, 6 ADE JPEGs + 6 PNGs
+  assert.equal(fa.length, 3 + 6 + 6 + 6); // 2 COCO JSON + shapes.json, 6 COCO JPEGs, 6 ADE JPEGs + 6 PNGs
   for (const f of fa) assert.ok(readFileSync(path.join(a, f)).equals(readFileSync(path.join(b, f))), f);
   const differ = fa.filter((f) => !readFileSync(path.join(a, f)).equals(readFileSync(path.join(c, f))));
   assert.equal(differ.length, fa.length);
@@ -131,6 +131,11 @@ test('semantic: labels in 0..6, PNG equals the map, shape pixels carry a colour 
     assert.deepEqual([jpg.width, jpg.height], [lab.width, lab.height]);
     for (const v of lab.data) assert.ok(v <= 6);
   }
+  // The stamp records the generator version and the options, so stale folders can be told apart.
+  assert.deepEqual(readShapesStamp(out), {
+    generator_version: SHAPES_GENERATOR_VERSION, seed: 9, train: 3, val: 1, min_size: 60, max_size: 90, what: ['semantic'],
+  });
+  assert.equal(readShapesStamp(path.join(tmp, 'no-such-folder')), null);
 });
 
 test('semantic PNG read back equals the in-memory label map', async () => {

@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { generateShapes } from '../src/datasets/shapes.ts';
+import { SHAPES_GENERATOR_VERSION, generateShapes, readShapesStamp } from '../src/datasets/shapes.ts';
 import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { runCli } from './cli.ts';
 
@@ -39,8 +39,12 @@ await runCli(async () => {
   if (maxIters !== undefined && (!Number.isInteger(maxIters) || maxIters <= 0)) throw new Error(`--max-iters must be a positive integer, got ${maxIters}`);
   process.chdir(ROOT);
 
-  if (!existsSync(path.join('data', 'shapes', 'ade', 'images', 'validation'))) {
-    console.log('generating the shapes data set in data/shapes ...');
+  const stamp = readShapesStamp(path.join('data', 'shapes'));
+  const why = !stamp ? 'no data/shapes/shapes.json'
+    : stamp.generator_version !== SHAPES_GENERATOR_VERSION ? `it was made by generator version ${stamp.generator_version}, this is ${SHAPES_GENERATOR_VERSION}`
+    : !stamp.what.includes('semantic') ? 'it has no semantic set' : null;
+  if (why) {
+    console.log(`generating the shapes data set in data/shapes (${why}) ...`);
     await generateShapes({ out: 'data/shapes', seed: 0 });
   } else {
     console.log('using the existing data/shapes');

@@ -9,6 +9,7 @@
  * Semantic labels: 0 = ignore (border band, clutter blobs), 1 = ground, 2..6 = circle, square,
  * triangle, star, ring. With `reduce_zero_label` the model sees {@link SHAPES_SEG_CLASSES} (0..5).
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -127,6 +128,34 @@ async function makeSemanticSplit(o: Required<Omit<ShapesOptions, 'log'>>, split:
   return { images, annotations };
 }
 
+/**
+ * Version of the drawing code: bumped whenever the same seed would draw different images, so a
+ * folder made by an older generator can be told apart (see {@link readShapesStamp}).
+ */
+export const SHAPES_GENERATOR_VERSION = 2;
+
+/** What `<out>/shapes.json` records about a generated folder. */
+export interface ShapesStamp {
+  generator_version: number;
+  seed: number;
+  train: number;
+  val: number;
+  min_size: number;
+  max_size: number;
+  what: ShapesTask[];
+}
+
+/** The stamp `generateShapes` wrote in `out`, or null when there is none (or it is unreadable). */
+export function readShapesStamp(out: string): ShapesStamp | null {
+  const file = path.join(out, 'shapes.json');
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as ShapesStamp;
+  } catch {
+    return null;
+  }
+}
+
 /** Writes the requested datasets under `opts.out` (see the file comment) and returns their paths. */
 export async function generateShapes(opts: ShapesOptions): Promise<ShapesResult> {
   const o = {
@@ -142,5 +171,10 @@ export async function generateShapes(opts: ShapesOptions): Promise<ShapesResult>
   if (o.what.includes('semantic')) {
     result.semantic = { train: await makeSemanticSplit(o, 'training', o.train, log), val: await makeSemanticSplit(o, 'validation', o.val, log) };
   }
+  // Written last, so a stamp means every file it describes is complete.
+  const stamp: ShapesStamp = {
+    generator_version: SHAPES_GENERATOR_VERSION, seed: o.seed, train: o.train, val: o.val, min_size: o.minSize, max_size: o.maxSize, what: o.what,
+  };
+  await writeFileAtomic(path.join(o.out, 'shapes.json'), JSON.stringify(stamp, null, 2) + '\n');
   return result;
 }
