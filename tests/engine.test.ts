@@ -1,7 +1,7 @@
 /** Engine: lr schedules, param groups, and the Trainer (resume exactness, logging, NaN stop, clipping, accumulation). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -180,6 +180,15 @@ test('resume continues exactly: 5 + resume + 5 == 10 straight (DropPath, shuffle
     const recsB = readFileSync(join(dirB, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(recsB.length, 10);
     for (let i = 0; i < 10; i++) close(recsB[i].loss, recs[i].loss, 1e-5);
+    // A fresh run in the same work dir starts its own log; the earlier one is moved aside, whole.
+    const d = setup(1);
+    await trainer(d, dirB, 1).run();
+    assert.equal(readFileSync(join(dirB, 'log.jsonl'), 'utf8').trim().split('\n').length, 1);
+    const aside = readdirSync(dirB).filter((f) => /^log\..+\.jsonl$/.test(f));
+    assert.equal(aside.length, 1);
+    assert.equal(readFileSync(join(dirB, aside[0]), 'utf8').trim().split('\n').length, 10);
+    d.optimizer.dispose();
+    d.model.dispose();
     for (const s of [a, c]) {
       s.optimizer.dispose();
       s.model.dispose();

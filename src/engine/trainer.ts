@@ -18,7 +18,7 @@
  * same DropPath masks.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, mkdirSync, readFileSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, appendFileSync, renameSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Module } from '../nn/module.ts';
 import { loadCheckpoint } from '../nn/checkpoint.ts';
@@ -149,7 +149,11 @@ export class Trainer {
     const accumulate = o.accumulate ?? 1;
     const progress = o.progress ?? (Boolean(process.stdout.isTTY) && !o.log);
     const logPath = join(o.workDir, 'log.jsonl');
-    if (this.iter === 0 && !this.resumed) manualSeed(o.seed);
+    if (this.iter === 0 && !this.resumed) {
+      manualSeed(o.seed);
+      // A fresh run keeps its own log: an earlier run's is moved aside, not appended to.
+      if (existsSync(logPath)) renameSync(logPath, join(o.workDir, `log.${statSync(logPath).mtime.toISOString().replace(/[:.]/g, '-')}.jsonl`));
+    }
     model.train();
 
     this.stopRequested = false;
