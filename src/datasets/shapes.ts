@@ -9,7 +9,7 @@
  * Semantic labels: 0 = ignore (border band, clutter blobs), 1 = ground, 2..6 = circle, square,
  * triangle, star, ring. With `reduce_zero_label` the model sees {@link SHAPES_SEG_CLASSES} (0..5).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -147,10 +147,8 @@ export interface ShapesStamp {
 
 /** The stamp `generateShapes` wrote in `out`, or null when there is none (or it is unreadable). */
 export function readShapesStamp(out: string): ShapesStamp | null {
-  const file = path.join(out, 'shapes.json');
-  if (!existsSync(file)) return null;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as ShapesStamp;
+    return JSON.parse(readFileSync(path.join(out, 'shapes.json'), 'utf8')) as ShapesStamp;
   } catch {
     return null;
   }
