@@ -31,6 +31,13 @@ const CASES: Case[] = [
   { name: 'dense 2x2 stride 2, odd size', x: [2, 9, 11, 3], w: [2, 2, 3, 6], g: geo(2, 0) },
   { name: 'dense 5x5 stride (3,2) asymmetric pad', x: [1, 11, 10, 2], w: [5, 5, 2, 3], g: geo([3, 2], [[2, 1], [0, 2]]) },
   { name: 'dense 3x3 dilation 2', x: [1, 9, 9, 3], w: [3, 3, 3, 4], g: geo(1, 2, 1, 2) },
+  // kh*kw*cin > 64: the filter gradient is a convolution (or per-tap matmuls for stride and dilation > 1)
+  { name: 'dense 3x3 stride 1, wide', x: [2, 6, 7, 8], w: [3, 3, 8, 5], g: geo(1, 1) },
+  { name: 'dense 3x3 stride 2, wide', x: [2, 9, 8, 8], w: [3, 3, 8, 5], g: geo(2, 1) },
+  { name: 'dense 2x2 stride 2, odd size, wide', x: [2, 9, 11, 17], w: [2, 2, 17, 6], g: geo(2, 0) },
+  { name: 'dense 5x5 stride (3,2) asymmetric pad, wide', x: [1, 11, 10, 3], w: [5, 5, 3, 3], g: geo([3, 2], [[2, 1], [0, 2]]) },
+  { name: 'dense 3x3 dilation 2, wide', x: [1, 9, 9, 8], w: [3, 3, 8, 4], g: geo(1, 2, 1, 2) },
+  { name: 'dense 3x3 stride 2 dilation 2, wide', x: [1, 11, 11, 8], w: [3, 3, 8, 3], g: geo(2, 2, 1, 2) },
   { name: 'depthwise 3x3', x: [2, 6, 7, 5], w: [3, 3, 5, 1], g: geo(1, 1, 5) },
   { name: 'depthwise 11x11', x: [2, 12, 13, 4], w: [11, 11, 4, 1], g: geo(1, 5, 4) },
   { name: 'depthwise 3x3 stride 2', x: [2, 9, 8, 3], w: [3, 3, 3, 1], g: geo(2, 1, 3) },
