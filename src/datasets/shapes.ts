@@ -132,7 +132,7 @@ async function makeSemanticSplit(o: Required<Omit<ShapesOptions, 'log'>>, split:
  * Version of the drawing code: bumped whenever the same seed would draw different images, so a
  * folder made by an older generator can be told apart (see {@link readShapesStamp}).
  */
-export const SHAPES_GENERATOR_VERSION = 2;
+export const SHAPES_GENERATOR_VERSION = 3;
 
 /** What `<out>/shapes.json` records about a generated folder. */
 export interface ShapesStamp {

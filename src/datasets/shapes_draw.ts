@@ -99,19 +99,24 @@ function centreMask(poly: { outer: number[]; hole?: number[] }, h: number, w: nu
   return m;
 }
 
+/** Largest value of a ground channel before texture; shapes use {@link SHAPE_MIN} and up. */
+const GROUND_MAX = 90;
+const SHAPE_MIN = 150;
+
 /**
- * A textured background: two-colour gradient at a random angle, stripes, and Gaussian noise. The
- * texture is always visible (stripes of amplitude >= 10 and noise std >= 12, still there after a
- * half-scale resize and JPEG), so ground and the flat-coloured shapes differ locally and not only
- * by the layout of the whole image.
+ * A dark textured ground: two-colour gradient (channels 0..90) at a random angle, stripes
+ * (amplitude 5..20) and Gaussian noise (std 6..12). Shapes are bright (channels >= 150), so shape
+ * vs ground is visible at each pixel and the classes differ by their outlines only. (Ground and
+ * shapes of any colour made "is this pixel ground" a texture statistic that a network trained from
+ * scratch learns slowly: the shapes UperNet sat at the prior for a thousand iterations.)
  */
 export function drawBackground(rng: Rng, w: number, h: number): Uint8Array {
-  const c0: RGB = [randInt(rng, 0, 255), randInt(rng, 0, 255), randInt(rng, 0, 255)];
-  const c1: RGB = [randInt(rng, 0, 255), randInt(rng, 0, 255), randInt(rng, 0, 255)];
+  const c0: RGB = [randInt(rng, 0, GROUND_MAX), randInt(rng, 0, GROUND_MAX), randInt(rng, 0, GROUND_MAX)];
+  const c1: RGB = [randInt(rng, 0, GROUND_MAX), randInt(rng, 0, GROUND_MAX), randInt(rng, 0, GROUND_MAX)];
   const ga = rng.uniform() * 2 * Math.PI, gx = Math.cos(ga), gy = Math.sin(ga);
   const sa = rng.uniform() * Math.PI, sx = Math.cos(sa), sy = Math.sin(sa);
-  const period = 6 + rng.uniform() * 30, amp = 10 + rng.uniform() * 30;
-  const noise = 12 + rng.uniform() * 12;
+  const period = 6 + rng.uniform() * 30, amp = 5 + rng.uniform() * 15;
+  const noise = 6 + rng.uniform() * 6;
   const span = Math.abs(gx) * w + Math.abs(gy) * h || 1;
   const off = Math.min(0, gx * w) + Math.min(0, gy * h);
   const px = new Uint8Array(w * h * 3);
@@ -126,10 +131,10 @@ export function drawBackground(rng: Rng, w: number, h: number): Uint8Array {
   return px;
 }
 
-/** A random colour at least `minDist` (RGB L1) from `avoid`. */
+/** A random bright colour (channels 150..255) at least `minDist` (RGB L1) from `avoid` when it can. */
 function shapeColour(rng: Rng, avoid: RGB, minDist = 120): RGB {
   for (let k = 0; ; k++) {
-    const c: RGB = [randInt(rng, 0, 255), randInt(rng, 0, 255), randInt(rng, 0, 255)];
+    const c: RGB = [randInt(rng, SHAPE_MIN, 255), randInt(rng, SHAPE_MIN, 255), randInt(rng, SHAPE_MIN, 255)];
     if (k > 50 || Math.abs(c[0] - avoid[0]) + Math.abs(c[1] - avoid[1]) + Math.abs(c[2] - avoid[2]) >= minDist) return c;
   }
 }
