@@ -23,6 +23,8 @@ import { AdamW } from '../src/engine/adamw.ts';
 import { evaluateSegmentor } from '../src/engine/evaluate_seg.ts';
 import type { LrScheduleConfig } from '../src/engine/lr_schedule.ts';
 import { buildParamGroups } from '../src/engine/param_groups.ts';
+import { DataParallel } from '../src/engine/data_parallel.ts';
+import type { GradientSource } from '../src/engine/gradients.ts';
 import { Trainer } from '../src/engine/trainer.ts';
 import { buildSegmentor, PLANNED_MODELS, SEGMENTORS } from '../src/models/build.ts';
 import { runCli } from './cli.ts';
@@ -119,6 +121,13 @@ await runCli(async () => {
     return metrics;
   };
 
+  const replicas = cfg.train.data_parallel ?? 1;
+  let dataParallel: DataParallel | null = null;
+  if (replicas > 1) {
+    dataParallel = await DataParallel.start(model, optimizer.variables, { workers: replicas, modelConfig: cfg.model as Record<string, unknown>, where });
+  }
+  const gradients: GradientSource | undefined = dataParallel ?? undefined;
+
   mkdirSync(workDir, { recursive: true });
   await dumpConfig(raw, join(workDir, 'config.yaml'));
   trainer = new Trainer({
@@ -135,6 +144,7 @@ await runCli(async () => {
     bestMetric: 'mIoU',
     gradClip: cfg.train.grad_clip ?? null,
     accumulate: cfg.train.accumulate ?? 1,
+    gradients,
     seed,
     log,
   });
@@ -145,8 +155,13 @@ await runCli(async () => {
   }
   const params = model.namedParameters().reduce((n, [, p]) => n + p.variable.size, 0);
   log(`training ${modelType} (${(params / 1e6).toFixed(2)}M parameters) on ${trainSet.length} images, ` +
-    `batch ${cfg.data.batch_size}, iters ${trainer.iter} -> ${cfg.schedule.max_iters}; work dir ${workDir}`);
-  const result = await trainer.run();
+    `batch ${cfg.data.batch_size}${replicas > 1 ? ` on ${replicas} threads` : ''}, iters ${trainer.iter} -> ${cfg.schedule.max_iters}; work dir ${workDir}`);
+  let result;
+  try {
+    result = await trainer.run();
+  } finally {
+    await dataParallel?.close();
+  }
   if (result.iter > 0) {
     // The trainer evaluates at max_iters; report that (or evaluate now, e.g. when resumed at the end).
     const done = last as { iter: number; metrics: Record<string, number> } | null;

@@ -86,6 +86,7 @@ const train = obj({
   log_interval: positiveInt,
   grad_clip: optional(oneOf(num({ min: 0 }), nul())),
   accumulate: optional(positiveInt),
+  data_parallel: optional(positiveInt),
   seed: optional(int()),
 });
 

@@ -20,20 +20,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdirSync, readFileSync, appendFileSync, renameSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Module } from '../nn/module.ts';
 import { loadCheckpoint } from '../nn/checkpoint.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
 import { globalRng, manualSeed, type RngState } from '../nn/random.ts';
 import type { DataLoader, DataLoaderState } from '../datasets/loader.ts';
-import type { Batch } from '../datasets/collate.ts';
 import type { AdamW } from './adamw.ts';
 import { lrAt, type LrScheduleConfig } from './lr_schedule.ts';
+import { localGradients, type GradientSource, type TrainableModel } from './gradients.ts';
 
-/** A model the trainer can train: named outputs; keys containing 'loss' are summed into the total. */
-export interface TrainableModel extends Module {
-  forwardTrain(batch: Batch): Record<string, tf.Scalar>;
-}
+export type { TrainableModel } from './gradients.ts';
 
 export interface TrainerOptions {
   model: TrainableModel;
@@ -55,6 +51,8 @@ export interface TrainerOptions {
   gradClip?: number | null;
   /** Batches per optimiser step (default 1). */
   accumulate?: number;
+  /** Where batch gradients come from (default: this thread; `DataParallel` for several CPU threads). */
+  gradients?: GradientSource;
   /** Seeds `globalRng` when a fresh (not resumed) run starts at iteration 0. */
   seed: number;
   /** Receives the human-readable lines (default `console.log`). */
@@ -147,6 +145,7 @@ export class Trainer {
     const logInterval = o.logInterval ?? 50;
     const ckptInterval = o.checkpointInterval ?? 1000;
     const accumulate = o.accumulate ?? 1;
+    const gradients = o.gradients ?? localGradients(model, optimizer.variables);
     const progress = o.progress ?? (Boolean(process.stdout.isTTY) && !o.log);
     const logPath = join(o.workDir, 'log.jsonl');
     if (this.iter === 0 && !this.resumed) {
@@ -179,18 +178,9 @@ export class Trainer {
           dataMs += performance.now() - td;
           if (!batch) throw new Error('Trainer: the data loader ran out of batches (use an infinite loader)');
           try {
-            const r = tf.variableGrads(() => {
-              const out = model.forwardTrain(batch);
-              let sum: tf.Scalar | null = null;
-              for (const [key, v] of Object.entries(out)) {
-                parts[key] = (parts[key] ?? 0) + v.dataSync()[0] / accumulate;
-                if (key.includes('loss')) sum = sum ? tf.add(sum, v) as tf.Scalar : v;
-              }
-              if (!sum) throw new Error(`Trainer: forwardTrain returned no '*loss*' output (keys: ${Object.keys(out).join(', ')})`);
-              return sum;
-            }, optimizer.variables);
-            total += r.value.dataSync()[0] / accumulate;
-            r.value.dispose();
+            const r = await gradients.compute(batch);
+            for (const [key, v] of Object.entries(r.parts)) parts[key] = (parts[key] ?? 0) + v / accumulate;
+            total += r.total / accumulate;
             if (!grads) grads = r.grads;
             else {
               const prev: Record<string, tf.Tensor> = grads;
