@@ -8,11 +8,15 @@
  *   The work dir defaults to the config's `work_dir`, else `work_dirs/<config stem>`.
  * - `--resume` alone resumes from `<work-dir>/latest.json`; `--resume CKPT` from a pointer JSON or an
  *   `iter_<n>.safetensors` file. Lr, data order and RNG continue exactly.
+ * - `train.data_parallel: N` (> 1) trains N model replicas on N threads, each on a slice of every batch
+ *   (wasm/cpu backends, which use one core each; ignored on the native ones).
  * - Every `train.eval_interval` iterations (and at the end) the model is evaluated on `data.val` with
  *   the `test:` mode (mIoU tracked in `best.json`); the final metrics are printed at the end.
  */
 import { mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename, extname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from '../src/backend.ts';
@@ -121,7 +125,12 @@ await runCli(async () => {
     return metrics;
   };
 
-  const replicas = cfg.train.data_parallel ?? 1;
+  let replicas = cfg.train.data_parallel ?? 1;
+  if (replicas > 1 && !DataParallel.helpsOn(tf.getBackend())) {
+    log(`train.data_parallel ${replicas} ignored: the '${tf.getBackend()}' backend already uses every core`);
+    replicas = 1;
+  }
+  if (replicas > availableParallelism()) log(`note: train.data_parallel ${replicas} > ${availableParallelism()} CPU cores; the threads will share them`);
   let dataParallel: DataParallel | null = null;
   if (replicas > 1) {
     dataParallel = await DataParallel.start(model, optimizer.variables, { workers: replicas, modelConfig: cfg.model as Record<string, unknown>, where });

@@ -106,6 +106,11 @@ export interface DataParallelOptions {
 }
 
 export class DataParallel implements GradientSource {
+  /** Whether replicas on threads can speed up training on `backend` (the single-core ones). */
+  static helpsOn(backend: string): boolean {
+    return backend === 'wasm' || backend === 'cpu';
+  }
+
   private constructor(
     private readonly model: TrainableModel,
     private readonly vars: tf.Variable[],
@@ -120,7 +125,7 @@ export class DataParallel implements GradientSource {
   static async start(model: TrainableModel, vars: tf.Variable[], opts: DataParallelOptions): Promise<DataParallel> {
     const backend = tf.getBackend();
     if (!Number.isInteger(opts.workers) || opts.workers < 2) throw new Error(`DataParallel: workers must be an integer >= 2, got ${opts.workers}`);
-    if (backend !== 'wasm' && backend !== 'cpu') {
+    if (!DataParallel.helpsOn(backend)) {
       throw new Error(`train.workers > 1 is for the single-core wasm/cpu backends; the '${backend}' backend already uses every core (set train.workers to 1)`);
     }
     const params: [string, number][] = model.namedParameters().map(([k, p]) => [k, p.variable.size]);

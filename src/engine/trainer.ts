@@ -3,7 +3,8 @@
  *
  * Per iteration `i` (0-based; logs and checkpoint names use the 1-based count of finished
  * iterations, as MMCV): set `optimizer.lr = lrAt(i, schedule)`, draw `accumulate` batches, sum the
- * gradients of the summed `*loss*` outputs and divide by `accumulate`, clip them to a global norm
+ * gradients of the summed `*loss*` outputs (from `gradients`: this thread, or `DataParallel`
+ * threads) and divide by `accumulate`, clip them to a global norm
  * of `gradClip` (torch `clip_grad_norm_`: scale by `max / (norm + 1e-6)` when that is < 1), take one
  * AdamW step and dispose every temporary (the tensor count stays flat).
  *
