@@ -6,7 +6,8 @@
  *     backbone: {type: Conv2Former, variant: t | {dims, depths, kernel_size}, drop_path_rate,
  *                out_indices, frozen_stages?, out_norms? (default true), checkpoint?}
  *     decode_head: {type: UPerHead, in_channels?, in_index?, channels, pool_scales, num_classes,
- *                   dropout_ratio, norm_cfg: {type: BN|GN}, align_corners?, ignore_index?, loss_decode?}
+ *                   dropout_ratio, norm_cfg: {type: BN|GN}, align_corners?, ignore_index?, loss_decode?,
+ *                   sampler?: {type: OHEMPixelSampler, thresh?, min_kept}}
  *     auxiliary_head: {type: FCNHead, in_channels?, in_index, channels, num_convs, concat_input,
  *                      num_classes, dropout_ratio, norm_cfg, loss_weight | loss_decode: {loss_weight}}
  *
@@ -21,6 +22,7 @@ import { FCNHead } from '../heads/seg/fcn_head.ts';
 import { UPerHead } from '../heads/seg/uper_head.ts';
 import type { BaseDecodeHead } from '../heads/seg/decode_head.ts';
 import type { NormKind } from '../heads/seg/conv_module.ts';
+import type { OhemOptions } from '../ops/pixel_sampler.ts';
 import { readCheckpointFile } from '../nn/checkpoint.ts';
 import { EncoderDecoder } from './encoder_decoder.ts';
 
@@ -173,7 +175,22 @@ function inChannelsOf(b: Block, where: string, backbone: Conv2Former, multi: boo
   return got;
 }
 
-const HEAD_COMMON = ['type', 'in_channels', 'in_index', 'channels', 'num_classes', 'dropout_ratio', 'norm_cfg', 'align_corners', 'ignore_index', 'loss_decode', 'loss_weight'];
+const HEAD_COMMON = ['type', 'in_channels', 'in_index', 'channels', 'num_classes', 'dropout_ratio', 'norm_cfg', 'align_corners', 'ignore_index', 'loss_decode', 'loss_weight', 'sampler'];
+
+/** `sampler: {type: OHEMPixelSampler, thresh?, min_kept}` (null/absent: every pixel). */
+function samplerOf(v: unknown, where: string): { sampler?: OhemOptions } {
+  if (v === undefined || v === null) return {};
+  const b = checkBlock(v, where);
+  checkType(b, ['OHEMPixelSampler'], where, 'pixel sampler');
+  checkKeys(b, ['type', 'thresh', 'min_kept'], where, 'OHEMPixelSampler');
+  if (b.min_kept === undefined) throw new Error(`${where}.min_kept: missing (pixels kept per image at least, e.g. 100000 for 512x512 crops)`);
+  return {
+    sampler: {
+      minKept: int(b.min_kept, `${where}.min_kept`, 1),
+      ...(b.thresh !== undefined && b.thresh !== null ? { thresh: num(b.thresh, `${where}.thresh`, 0, 1) } : {}),
+    },
+  };
+}
 
 function commonHeadOpts(b: Block, where: string) {
   if (b.num_classes === undefined) throw new Error(`${where}.num_classes: missing`);
@@ -189,6 +206,7 @@ function commonHeadOpts(b: Block, where: string) {
     ...(b.dropout_ratio !== undefined ? { dropoutRatio: num(b.dropout_ratio, `${where}.dropout_ratio`, 0, 1) } : {}),
     ...(b.ignore_index !== undefined ? { ignoreIndex: int(b.ignore_index, `${where}.ignore_index`, 0) } : {}),
     ...normOf(b.norm_cfg, `${where}.norm_cfg`),
+    ...samplerOf(b.sampler, `${where}.sampler`),
     ...loss,
   };
 }

@@ -7,6 +7,7 @@
  *     - `avgNonIgnore: false` (MMSeg 1.x DEFAULT, `avg_non_ignore=False`): sum / (N*H*W), i.e. the mean
  *       over ALL pixels, ignored ones counting as 0;
  *     - `avgNonIgnore: true`: sum / (#non-ignored pixels + float32 eps), mmseg's `avg_factor`.
+ *   Per-pixel weights (the OHEM sampler's) multiply the loss before that reduction, as mmseg's `weight`.
  *   Class weights are NOT renormalised (unlike torch's `reduction='mean'` with `weight`), as in mmseg.
  *   The result is multiplied by `lossWeight` (default 1).
  * Log-softmax is the numerically stable `x - max - log(sum(exp(x - max)))` (tf.logSoftmax).
@@ -19,6 +20,8 @@ export interface CrossEntropyOptions {
   /** Divide by the number of non-ignored pixels instead of all pixels (mmseg default: false). */
   avgNonIgnore?: boolean;
   lossWeight?: number;
+  /** Per-pixel weights shaped like `labels` (mmseg `weight`, e.g. from the OHEM sampler). */
+  pixelWeights?: tf.Tensor;
 }
 
 const F32_EPS = 1.1920928955078125e-7;
@@ -45,6 +48,10 @@ export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: CrossEn
     if (opts.classWeights) {
       if (opts.classWeights.length !== c) throw new Error(`crossEntropy: ${opts.classWeights.length} class weights for ${c} classes`);
       nll = tf.mul(nll, tf.gather(tf.tensor1d(opts.classWeights), safe));
+    }
+    if (opts.pixelWeights) {
+      if (opts.pixelWeights.shape.join(',') !== labels.shape.join(',')) throw new Error(`crossEntropy: pixel weights [${opts.pixelWeights.shape}] do not match labels [${labels.shape}]`);
+      nll = tf.mul(nll, opts.pixelWeights.reshape([-1]));
     }
     const total = tf.sum(nll);
     const denom = avgNonIgnore ? tf.add(tf.sum(validF), F32_EPS) : tf.scalar(flatLabels.size);

@@ -8,6 +8,7 @@ import { Conv2d } from '../../nn/conv2d.ts';
 import { Module } from '../../nn/module.ts';
 import { globalRng } from '../../nn/random.ts';
 import { accuracy, crossEntropy } from '../../ops/losses.ts';
+import { ohemPixelWeights, type OhemOptions } from '../../ops/pixel_sampler.ts';
 import { resizeBilinear } from '../../ops/resize.ts';
 import { normalInit, type NormKind } from './conv_module.ts';
 
@@ -22,6 +23,8 @@ export interface DecodeHeadOptions {
   /** mmseg CrossEntropyLoss avg_non_ignore (default false, as mmseg 1.x). */
   avgNonIgnore?: boolean;
   classWeights?: number[];
+  /** mmseg `sampler: {type: OHEMPixelSampler, thresh, min_kept}`: hard pixels only in the loss. */
+  sampler?: OhemOptions;
 }
 
 /** `nn.Dropout2d(p)`: zeroes whole channels per sample, scales kept ones by 1/(1-p). */
@@ -42,6 +45,7 @@ export abstract class BaseDecodeHead extends Module {
   readonly lossWeight: number;
   readonly avgNonIgnore: boolean;
   readonly classWeights?: number[];
+  readonly sampler?: OhemOptions;
   protected readonly normKind: NormKind;
   /** Created by subclasses after their own modules so the key order follows mmseg's. */
   convSeg!: Conv2d;
@@ -56,6 +60,7 @@ export abstract class BaseDecodeHead extends Module {
     this.lossWeight = opts.lossWeight ?? 1;
     this.avgNonIgnore = opts.avgNonIgnore ?? false;
     this.classWeights = opts.classWeights;
+    this.sampler = opts.sampler;
     this.normKind = opts.norm ?? 'BN';
   }
 
@@ -77,8 +82,9 @@ export abstract class BaseDecodeHead extends Module {
     return tf.tidy(() => {
       const [, h, w] = labels.shape;
       const up = resizeBilinear(logits, [h, w]);
+      const pixelWeights = this.sampler ? ohemPixelWeights(up, labels, { ...this.sampler, ignoreIndex: this.ignoreIndex }) : undefined;
       const lossCe = crossEntropy(up, labels, {
-        ignoreIndex: this.ignoreIndex, avgNonIgnore: this.avgNonIgnore, classWeights: this.classWeights, lossWeight: this.lossWeight,
+        ignoreIndex: this.ignoreIndex, avgNonIgnore: this.avgNonIgnore, classWeights: this.classWeights, lossWeight: this.lossWeight, pixelWeights,
       });
       const acc = accuracy(up, labels, this.ignoreIndex);
       return { loss_ce: lossCe, acc };
