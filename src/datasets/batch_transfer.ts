@@ -3,7 +3,7 @@
  * (structured clone; the typed arrays' buffers are transferred, not copied) and rebuilt there.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch, ImgMeta } from './collate.ts';
+import { batchOf, type Batch, type ImgMeta } from './collate.ts';
 import type { InstanceMasks } from './transforms/types.ts';
 
 /** Images `i in [start, end)` of a batch, tensors as flat typed arrays with their shapes. */
@@ -51,22 +51,13 @@ export function transferablesOf(p: PackedBatch): ArrayBuffer[] {
 /** Rebuilds a {@link Batch} (new tensors, owned by the caller) from a packed one. */
 export function unpackBatch(p: PackedBatch): Batch {
   const [n, H, W] = p.imgsShape;
-  const imgs = tf.tensor4d(p.imgs, p.imgsShape, 'float32');
-  const gtSegMaps = p.gtSegMaps ? tf.tensor3d(p.gtSegMaps, [n, H, W], 'int32') : undefined;
-  let disposed = false;
-  return {
-    imgs,
+  return batchOf({
+    imgs: tf.tensor4d(p.imgs, p.imgsShape, 'float32'),
     metas: p.metas,
     gtBboxes: p.gtBboxes,
     gtLabels: p.gtLabels,
     gtMasks: p.gtMasks,
     gtBboxesIgnore: p.gtBboxesIgnore,
-    gtSegMaps,
-    dispose() {
-      if (disposed) return;
-      disposed = true;
-      imgs.dispose();
-      gtSegMaps?.dispose();
-    },
-  };
+    gtSegMaps: p.gtSegMaps ? tf.tensor3d(p.gtSegMaps, [n, H, W], 'int32') : undefined,
+  });
 }

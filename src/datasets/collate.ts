@@ -98,22 +98,27 @@ export function collate(samples: Sample[]): Batch {
     flipDirection: s.flipDirection,
   }));
 
-  const imgs = tf.tensor4d(imgBuf, [n, H, W, 3], 'float32');
-  const gtSegMaps = segBuf ? tf.tensor3d(segBuf, [n, H, W], 'int32') : undefined;
-  let disposed = false;
-  return {
-    imgs,
+  return batchOf({
+    imgs: tf.tensor4d(imgBuf, [n, H, W, 3], 'float32'),
     metas,
     gtBboxes: samples.map((s) => s.gtBboxes ?? new Float32Array(0)),
     gtLabels: samples.map((s) => s.gtLabels ?? new Int32Array(0)),
     gtMasks: samples.map((s) => s.gtMasks),
     gtBboxesIgnore: samples.map((s) => s.gtBboxesIgnore ?? new Float32Array(0)),
-    gtSegMaps,
+    gtSegMaps: segBuf ? tf.tensor3d(segBuf, [n, H, W], 'int32') : undefined,
+  });
+}
+
+/** A {@link Batch} of these fields whose `dispose()` frees its tensors once. */
+export function batchOf(fields: Omit<Batch, 'dispose'>): Batch {
+  let disposed = false;
+  return {
+    ...fields,
     dispose() {
       if (disposed) return;
       disposed = true;
-      imgs.dispose();
-      gtSegMaps?.dispose();
+      fields.imgs.dispose();
+      fields.gtSegMaps?.dispose();
     },
   };
 }
