@@ -122,9 +122,10 @@ test('DataParallel in the Trainer: resumed run equals a straight one with DropPa
     const optimizer = new AdamW(model, { lr: 1e-3 });
     const dp = await DataParallel.start(model, optimizer.variables, { workers: 2, modelConfig: modelConfig(0.2), where: 'test: model' });
     const counts: number[] = [];
+    const workerCounts: number[] = [];
     const trainer = new Trainer({
       model, loader: loaderAt(from), optimizer, schedule: { policy: 'fixed', base_lr: 1e-3 }, maxIters: to, workDir: join(dir, sub),
-      checkpointInterval: 2, logInterval: 1, seed: 3, gradients: dp, log: () => counts.push(tf.memory().numTensors), progress: false,
+      checkpointInterval: 2, logInterval: 1, seed: 3, gradients: dp, log: () => { counts.push(tf.memory().numTensors); workerCounts.push(dp.workerTensors); }, progress: false,
     });
     try {
       if (resume) await trainer.resume(join(dir, 'a', 'iter_2.safetensors'));
@@ -134,11 +135,12 @@ test('DataParallel in the Trainer: resumed run equals a straight one with DropPa
     }
     const w = model.stateDict();
     model.dispose();
-    return { w, counts };
+    return { w, counts, workerCounts };
   };
   try {
     const straight = await run(0, 4, false, 'a');
     assert.equal(new Set(straight.counts).size, 1, `tensor count grew: ${straight.counts}`);
+    assert.ok(straight.workerCounts[0] > 0 && new Set(straight.workerCounts).size === 1, `worker tensor count: ${straight.workerCounts}`);
     const resumed = await run(0, 4, true, 'b');
     for (const [k, t] of straight.w) {
       const a = t.data as Float32Array, b = resumed.w.get(k)!.data as Float32Array;

@@ -43,7 +43,7 @@ export interface GradRequest {
 /** Worker → main. */
 export type WorkerReply =
   | { type: 'ready'; params: [string, number][]; trainable: string[] }
-  | { type: 'grads'; grads: Float32Array; present: boolean[]; parts: Record<string, number>; total: number }
+  | { type: 'grads'; grads: Float32Array; present: boolean[]; parts: Record<string, number>; total: number; numTensors: number }
   | { type: 'error'; message: string };
 
 /** Sizes of `n` items cut into at most `w` nearly equal non-empty slices, larger ones first. */
@@ -158,6 +158,9 @@ export class DataParallel implements GradientSource {
     return dp;
   }
 
+  /** The largest tensor count a worker reported with its last gradients (leak watch; 0 before any). */
+  workerTensors = 0;
+
   /** Threads in all, this one included. */
   get size(): number {
     return this.replicas.length + 1;
@@ -198,6 +201,7 @@ export class DataParallel implements GradientSource {
       tf.dispose(local.grads);
       throw e;
     }
+    this.workerTensors = Math.max(...got.map((r) => r.numTensors));
     return combine(local, got, sizes.map((s) => s / n), this.vars);
   }
 

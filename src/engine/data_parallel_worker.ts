@@ -50,7 +50,7 @@ try {
         off += v.size;
       }
       tf.dispose(r.grads);
-      send({ type: 'grads', grads: flat, present, parts: r.parts, total: r.total }, [flat.buffer as ArrayBuffer]);
+      send({ type: 'grads', grads: flat, present, parts: r.parts, total: r.total, numTensors: tf.memory().numTensors }, [flat.buffer as ArrayBuffer]);
     } catch (e) {
       send({ type: 'error', message: (e as Error).message });
     }

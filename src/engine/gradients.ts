@@ -25,6 +25,8 @@ export interface BatchGradients {
 export interface GradientSource {
   /** Gradients of `batch` at the model's current weights; the caller disposes `grads`. */
   compute(batch: Batch): Promise<BatchGradients>;
+  /** Tensor count of helper threads, when there are any (logged beside this thread's). */
+  readonly workerTensors?: number;
 }
 
 /** Computes the gradients of `batch` for `vars` on this thread. */

@@ -244,11 +244,13 @@ export class Trainer {
           const rec: Record<string, number> = { iter: this.iter, lr, loss: avg('loss') };
           for (const k of partKeys) rec[k] = avg(k);
           Object.assign(rec, { grad_norm: gradNorm, time: timePer, data_time: window.data / window.n, eta_s: eta, num_tensors: numTensors });
+          if (gradients.workerTensors !== undefined) rec.worker_tensors = gradients.workerTensors;
           appendFileSync(logPath, JSON.stringify(rec) + '\n');
           const partsStr = partKeys.map((k) => `${k} ${fmt(avg(k))}`).join(', ');
           if (progress) process.stdout.write('\r\x1b[K');
           this.logFn(`iter ${this.iter}/${o.maxIters}  lr ${lr.toExponential(3)}  loss ${fmt(avg('loss'))}${partsStr ? ` (${partsStr})` : ''}` +
-            `  ${timePer.toFixed(3)} s/iter  data ${(window.data / window.n).toFixed(3)} s  ETA ${fmtDuration(eta)}  tensors ${numTensors}`);
+            `  ${timePer.toFixed(3)} s/iter  data ${(window.data / window.n).toFixed(3)} s  ETA ${fmtDuration(eta)}  tensors ${numTensors}` +
+            (gradients.workerTensors !== undefined ? ` (workers ${gradients.workerTensors})` : ''));
           window = { n: 0, time: 0, data: 0, parts: {} };
         }
         if (this.iter % ckptInterval === 0 || this.iter === o.maxIters) await this.saveCheckpoint();
