@@ -28,7 +28,6 @@ import { evaluateSegmentor } from '../src/engine/evaluate_seg.ts';
 import type { LrScheduleConfig } from '../src/engine/lr_schedule.ts';
 import { buildParamGroups } from '../src/engine/param_groups.ts';
 import { DataParallel } from '../src/engine/data_parallel.ts';
-import type { GradientSource } from '../src/engine/gradients.ts';
 import { Trainer } from '../src/engine/trainer.ts';
 import { buildSegmentor, PLANNED_MODELS, SEGMENTORS } from '../src/models/build.ts';
 import { runCli } from './cli.ts';
@@ -135,7 +134,6 @@ await runCli(async () => {
   if (replicas > 1) {
     dataParallel = await DataParallel.start(model, optimizer.variables, { workers: replicas, modelConfig: cfg.model as Record<string, unknown>, where });
   }
-  const gradients: GradientSource | undefined = dataParallel ?? undefined;
 
   mkdirSync(workDir, { recursive: true });
   await dumpConfig(raw, join(workDir, 'config.yaml'));
@@ -153,7 +151,7 @@ await runCli(async () => {
     bestMetric: 'mIoU',
     gradClip: cfg.train.grad_clip ?? null,
     accumulate: cfg.train.accumulate ?? 1,
-    gradients,
+    gradients: dataParallel ?? undefined,
     seed,
     log,
   });

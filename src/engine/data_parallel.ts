@@ -126,7 +126,7 @@ export class DataParallel implements GradientSource {
     const backend = tf.getBackend();
     if (!Number.isInteger(opts.workers) || opts.workers < 2) throw new Error(`DataParallel: workers must be an integer >= 2, got ${opts.workers}`);
     if (!DataParallel.helpsOn(backend)) {
-      throw new Error(`train.workers > 1 is for the single-core wasm/cpu backends; the '${backend}' backend already uses every core (set train.workers to 1)`);
+      throw new Error(`train.data_parallel > 1 is for the single-core wasm/cpu backends; the '${backend}' backend already uses every core (set train.data_parallel to 1)`);
     }
     const params: [string, number][] = model.namedParameters().map(([k, p]) => [k, p.variable.size]);
     const byVar = new Map(model.namedParameters().map(([k, p]) => [p.variable, k]));
