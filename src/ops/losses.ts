@@ -26,6 +26,19 @@ export interface CrossEntropyOptions {
 
 const F32_EPS = 1.1920928955078125e-7;
 
+/**
+ * Log-probability each pixel's logits `[..., C]` give its label `[...]`, flattened to `[P]`, with the
+ * non-ignored mask and the labels with ignored ones replaced by 0 (the caller disposes or tidies).
+ */
+export function labelLogProbs(logits: tf.Tensor, labels: tf.Tensor, ignoreIndex: number): { logp: tf.Tensor1D; valid: tf.Tensor1D; safe: tf.Tensor1D } {
+  const c = logits.shape[logits.rank - 1];
+  const flatLabels = labels.reshape([-1]).toInt();
+  const valid = tf.notEqual(flatLabels, ignoreIndex) as tf.Tensor1D;
+  const safe = tf.where(valid, flatLabels, tf.zerosLike(flatLabels)) as tf.Tensor1D;
+  const logp = tf.sum(tf.mul(tf.logSoftmax(logits.reshape([-1, c]), -1), tf.oneHot(safe, c)), -1) as tf.Tensor1D;
+  return { logp, valid, safe };
+}
+
 /** logits `[..., C]` float, labels `[...]` int32 → scalar loss. */
 export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: CrossEntropyOptions = {}): tf.Scalar {
   const ignoreIndex = opts.ignoreIndex ?? 255;
@@ -36,13 +49,8 @@ export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: CrossEn
     if (labels.shape.join(',') !== logits.shape.slice(0, -1).join(',')) {
       throw new Error(`crossEntropy: labels [${labels.shape}] do not match logits [${logits.shape}]`);
     }
-    const flatLogits = logits.reshape([-1, c]) as tf.Tensor2D;
-    const flatLabels = labels.reshape([-1]).toInt();
-    const valid = tf.notEqual(flatLabels, ignoreIndex);
-    const safe = tf.where(valid, flatLabels, tf.zerosLike(flatLabels)) as tf.Tensor1D;
-    const logp = tf.logSoftmax(flatLogits, -1);
-    const onehot = tf.oneHot(safe, c);
-    let nll = tf.neg(tf.sum(tf.mul(logp, onehot), -1));
+    const { logp, valid, safe } = labelLogProbs(logits, labels, ignoreIndex);
+    let nll = tf.neg(logp);
     const validF = valid.toFloat();
     nll = tf.mul(nll, validF);
     if (opts.classWeights) {
@@ -54,7 +62,7 @@ export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: CrossEn
       nll = tf.mul(nll, opts.pixelWeights.reshape([-1]));
     }
     const total = tf.sum(nll);
-    const denom = avgNonIgnore ? tf.add(tf.sum(validF), F32_EPS) : tf.scalar(flatLabels.size);
+    const denom = avgNonIgnore ? tf.add(tf.sum(validF), F32_EPS) : tf.scalar(labels.size);
     return tf.mul(tf.div(total, denom), lossWeight) as tf.Scalar;
   });
 }

@@ -10,6 +10,7 @@
  * Ignored pixels get 0. No gradient flows through the weights (they are computed on host values).
  */
 import * as tf from '@tensorflow/tfjs';
+import { labelLogProbs } from './losses.ts';
 
 export interface OhemOptions {
   /** Probability below which a pixel is hard (mmseg `thresh`); undefined: rank by loss. */
@@ -46,13 +47,12 @@ export function kthSmallest(a: Float32Array, k: number): number {
  */
 export function ohemPixelWeights(logits: tf.Tensor4D, labels: tf.Tensor3D, opts: OhemOptions): tf.Tensor3D {
   const ignore = opts.ignoreIndex ?? 255;
-  const [n, h, w, c] = logits.shape;
+  const [n, h, w] = logits.shape;
   if (labels.shape.join(',') !== [n, h, w].join(',')) throw new Error(`ohemPixelWeights: labels [${labels.shape}] do not match logits [${logits.shape}]`);
   const lab = labels.dataSync();
   // Score per pixel: the probability of its label (thresh mode) or minus its cross-entropy.
   const score = tf.tidy(() => {
-    const safe = tf.where(tf.equal(labels, ignore), tf.zerosLike(labels), labels).toInt();
-    const logp = tf.sum(tf.mul(tf.logSoftmax(logits, -1), tf.oneHot(safe, c)), -1);
+    const { logp } = labelLogProbs(logits, labels, ignore);
     return (opts.thresh !== undefined ? tf.exp(logp) : logp).dataSync() as Float32Array;
   });
   const valid: number[] = [];
