@@ -228,6 +228,21 @@ function placeShapes(rng: Rng, w: number, h: number, pixels: Uint8Array, target:
 }
 
 /**
+ * Draws one classification tile: a `size`x`size` textured ground with one shape of a random
+ * category (circumradius 0.15..0.45 of the side, any rotation, fully inside), painted with the
+ * semantic images' colours and pixel-centre rasterisation. `pixels` is `[size, size, 3]` RGB.
+ */
+export function drawShapeTile(rng: Rng, size: number): { pixels: Uint8Array; cat: number } {
+  const pixels = drawBackground(rng, size, size);
+  const cat = randInt(rng, 0, SHAPE_NAMES.length - 1);
+  const r = size * (0.15 + 0.3 * rng.uniform());
+  const cx = r + rng.uniform() * (size - 2 * r), cy = r + rng.uniform() * (size - 2 * r);
+  const m = centreMask(shapePolygons(cat, cx, cy, r, rng.uniform() * 2 * Math.PI), size, size);
+  paint(pixels, m, shapeColour(rng, pixelAt(pixels, size, cx, cy)));
+  return { pixels, cat };
+}
+
+/**
  * Draws one instance image: 1–8 shapes (drawing order = annotation order for instances) and, with
  * probability 0.15, one crowd region (~10% of images get one). Deterministic given the state of `rng`.
  */
