@@ -11,7 +11,10 @@ import type { Batch, ImgMeta } from '../src/datasets/collate.ts';
 import { AdamW } from '../src/engine/adamw.ts';
 import { FCNHead } from '../src/heads/seg/fcn_head.ts';
 import { UPerHead } from '../src/heads/seg/uper_head.ts';
+import { buildSegmentor } from '../src/models/build.ts';
 import { EncoderDecoder, sumLosses } from '../src/models/encoder_decoder.ts';
+import type { Module } from '../src/nn/module.ts';
+import { GroupNorm } from '../src/nn/norm.ts';
 import { manualSeed } from '../src/nn/random.ts';
 import { accuracy, crossEntropy } from '../src/ops/losses.ts';
 import { adaptiveAvgPool2d, applySeparable, bilinearMatrix, resizeBilinear } from '../src/ops/resize.ts';
@@ -300,5 +303,30 @@ test('predict: padding cropped, resized to oriShape; flip TTA is mirror-symmetri
     assert.ok(Number.isFinite(tf.sum(ms[1]).dataSync()[0]));
   });
   batch.dispose();
+  m.dispose();
+});
+
+test('norm_cfg GN takes num_groups (every head conv, the 1x1 PPM branch included); BN rejects it', async () => {
+  assert.ok(await tf.setBackend('cpu'));
+  const cfg = (normCfg: unknown) => ({
+    type: 'EncoderDecoder',
+    backbone: { type: 'Conv2Former', variant: { dims: [8, 8, 8, 8], depths: [1, 1, 1, 1], kernel_size: 3 }, drop_path_rate: 0 },
+    decode_head: { type: 'UPerHead', channels: 16, num_classes: 3, norm_cfg: normCfg },
+    auxiliary_head: { type: 'FCNHead', channels: 16, num_classes: 3, norm_cfg: normCfg },
+  });
+  const m = await buildSegmentor(cfg({ type: 'GN', num_groups: 4 }), 'c: model', { log: () => {} });
+  const gns: [string, number][] = [];
+  const walk = (mod: Module, name: string): void => {
+    if (mod instanceof GroupNorm) gns.push([name, mod.groups]);
+    for (const [n, c] of mod.namedChildren()) walk(c, name ? `${name}.${n}` : n);
+  };
+  walk(m, '');
+  assert.ok(gns.some(([k]) => k === 'decode_head.psp_modules.0.1.gn') && gns.some(([k]) => k.startsWith('auxiliary_head.')));
+  assert.deepEqual([...new Set(gns.map(([, g]) => g))], [4]);
+  // A 1x1 pooled map with 4 channels per group still has something to normalise: outputs differ by image.
+  const out = tf.tidy(() => m.forwardLogits(tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 1)).arraySync());
+  assert.notDeepEqual(out[0], out[1]);
+  await assert.rejects(buildSegmentor(cfg({ type: 'BN', num_groups: 4 }), 'c: model'), /c: model\.decode_head\.norm_cfg\.num_groups: only with type GN/);
+  await assert.rejects(buildSegmentor(cfg({ type: 'GN', num_groups: 5 }), 'c: model'), /not divisible by 5 groups/);
   m.dispose();
 });

@@ -13,6 +13,7 @@ import { Rng } from '../src/nn/random.ts';
 import {
   SHAPES_CATEGORIES, SHAPES_GENERATOR_VERSION, SHAPES_SEG_CLASSES, readShapesStamp, SHAPES_SEG_PALETTE, drawInstanceImage, drawSemanticImage, generateShapes,
 } from '../src/datasets/shapes.ts';
+import { SHAPE_CLASSES, makeShapeBatch } from '../src/datasets/shapes_classification.ts';
 import { runTool } from './helpers/run_tool.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-shapes-'));
@@ -163,4 +164,25 @@ test('make_shapes CLI writes both layouts and rejects bad options', () => {
   const bad = run(['--out', out, '--what', 'panoptic']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^error: .*--what/);
+});
+
+test('classification tiles: deterministic, every class, one shape of bright pixels on dark ground', () => {
+  const a = makeShapeBatch(40, 48, new Rng(3));
+  const b = makeShapeBatch(40, 48, new Rng(3));
+  assert.deepEqual(a.shape, [40, 48, 48, 3]);
+  assert.deepEqual(a.images, b.images);
+  assert.deepEqual(a.labels, b.labels);
+  assert.deepEqual([...new Set(a.labels)].sort(), SHAPE_CLASSES.map((_, i) => i));
+  const px = 48 * 48;
+  for (let n = 0; n < 40; n++) {
+    let bright = 0;
+    for (let i = 0; i < px; i++) {
+      const rgb = a.images.subarray((n * px + i) * 3, (n * px + i) * 3 + 3);
+      for (const v of rgb) assert.ok(v >= 0 && v <= 1);
+      // Shapes use channels >= 150/255 and the ground <= 90 + texture; nothing should sit between.
+      if (Math.min(...rgb) >= 150 / 255) bright++;
+    }
+    // Circumradius 0.15..0.45 of the side: > 1% of the tile for the thinnest class, < π·0.45² for a circle.
+    assert.ok(bright > 0.01 * px && bright < Math.PI * 0.45 ** 2 * px, `tile ${n}: ${bright} shape pixels`);
+  }
 });

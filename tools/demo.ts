@@ -19,7 +19,7 @@ import { runCli } from './cli.ts';
 
 await runCli(async () => {
   const argv = await yargs(hideBin(process.argv))
-    .option('iters', { type: 'number', default: 400 })
+    .option('iters', { type: 'number', default: 1200 })
     .option('batch', { type: 'number', default: 16 })
     .option('size', { type: 'number', default: 64, describe: 'image side (>= 32)' })
     .option('lr', { type: 'number', default: 2e-3 })

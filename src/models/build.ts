@@ -84,14 +84,17 @@ function bool(v: unknown, where: string): boolean {
 }
 
 /** `norm_cfg: {type: BN|SyncBN|GN, requires_grad?, num_groups?}` → NormKind (SyncBN is BN on one device). */
-function normOf(v: unknown, where: string): { norm: NormKind } {
+function normOf(v: unknown, where: string): { norm: NormKind; gnGroups?: number } {
   if (v === undefined) return { norm: 'BN' };
   const b = checkBlock(v, where);
   checkKeys(b, ['type', 'requires_grad', 'num_groups'], where, 'norm_cfg');
   const t = checkType(b, ['BN', 'SyncBN', 'GN'], where, 'norm');
   if (b.requires_grad !== undefined && b.requires_grad !== true) throw new Error(`${where}.requires_grad: only true is supported`);
-  if (b.num_groups !== undefined && (t !== 'GN' || b.num_groups !== 32)) throw new Error(`${where}.num_groups: only 32 (with type GN) is supported`);
-  return { norm: t === 'GN' ? 'GN' : 'BN' };
+  if (t !== 'GN') {
+    if (b.num_groups !== undefined) throw new Error(`${where}.num_groups: only with type GN`);
+    return { norm: 'BN' };
+  }
+  return { norm: 'GN', ...(b.num_groups !== undefined ? { gnGroups: int(b.num_groups, `${where}.num_groups`, 1) } : {}) };
 }
 
 /** `loss_decode: {type: CrossEntropyLoss, use_sigmoid: false, loss_weight, avg_non_ignore, class_weight}`. */

@@ -17,6 +17,8 @@ export interface DecodeHeadOptions {
   channels?: number;
   dropoutRatio?: number;
   norm?: NormKind;
+  /** GN groups when `norm` is GN (default 32, as mmseg configs); must divide every conv's channels. */
+  gnGroups?: number;
   alignCorners?: boolean;
   ignoreIndex?: number;
   lossWeight?: number;
@@ -46,7 +48,8 @@ export abstract class BaseDecodeHead extends Module {
   readonly avgNonIgnore: boolean;
   readonly classWeights?: number[];
   readonly sampler?: OhemOptions;
-  protected readonly normKind: NormKind;
+  /** Norm of every ConvModule of the head: kind and, for GN, the group count. */
+  protected readonly normCfg: { norm: NormKind; gnGroups?: number };
   /** Created by subclasses after their own modules so the key order follows mmseg's. */
   convSeg!: Conv2d;
 
@@ -61,7 +64,7 @@ export abstract class BaseDecodeHead extends Module {
     this.avgNonIgnore = opts.avgNonIgnore ?? false;
     this.classWeights = opts.classWeights;
     this.sampler = opts.sampler;
-    this.normKind = opts.norm ?? 'BN';
+    this.normCfg = { norm: opts.norm ?? 'BN', ...(opts.gnGroups !== undefined ? { gnGroups: opts.gnGroups } : {}) };
   }
 
   protected buildConvSeg(): void {

@@ -41,16 +41,16 @@ export class FCNHead extends BaseDecodeHead {
     const k = opts.kernelSize ?? 3;
     const dil = opts.dilation ?? 1;
     const pad = Math.floor(k / 2) * dil;
-    const norm = this.normKind;
+    const norm = this.normCfg;
     if (numConvs === 0 && this.inChannels !== this.channels) throw new Error('FCNHead: numConvs=0 needs inChannels == channels');
     this.buildConvSeg();
     if (numConvs > 0) {
       const list: ConvModule[] = [];
-      for (let i = 0; i < numConvs; i++) list.push(new ConvModule(i === 0 ? this.inChannels : this.channels, this.channels, k, { padding: pad, dilation: dil, norm }));
+      for (let i = 0; i < numConvs; i++) list.push(new ConvModule(i === 0 ? this.inChannels : this.channels, this.channels, k, { padding: pad, dilation: dil, ...norm }));
       this.convs = this.addModule('convs', new ConvStack(list));
     }
     if (opts.concatInput) {
-      this.convCat = this.addModule('conv_cat', new ConvModule(this.inChannels + this.channels, this.channels, k, { padding: Math.floor(k / 2), norm }));
+      this.convCat = this.addModule('conv_cat', new ConvModule(this.inChannels + this.channels, this.channels, k, { padding: Math.floor(k / 2), ...norm }));
     }
   }
 

@@ -13,9 +13,9 @@ import { BaseDecodeHead, type DecodeHeadOptions } from './decode_head.ts';
 /** One PPM branch: `0` = AdaptiveAvgPool2d (no parameters), `1` = 1x1 ConvModule. */
 class PPMBranch extends Module {
   readonly conv: ConvModule;
-  constructor(readonly scale: number, inChannels: number, channels: number, norm: NormKind) {
+  constructor(readonly scale: number, inChannels: number, channels: number, norm: { norm: NormKind; gnGroups?: number }) {
     super();
-    this.conv = this.addModule('1', new ConvModule(inChannels, channels, 1, { norm }));
+    this.conv = this.addModule('1', new ConvModule(inChannels, channels, 1, norm));
   }
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
@@ -45,15 +45,15 @@ export class UPerHead extends BaseDecodeHead {
     this.inChannels = opts.inChannels;
     this.poolScales = opts.poolScales ?? [1, 2, 3, 6];
     const ch = this.channels;
-    const norm = this.normKind;
+    const norm = this.normCfg;
     const last = this.inChannels[this.inChannels.length - 1];
     // mmseg registers conv_seg first (BaseDecodeHead.__init__); keep that key order.
     this.buildConvSeg();
     this.pspModules = this.addModule('psp_modules', new ModuleList(this.poolScales.map((s) => new PPMBranch(s, last, ch, norm))));
-    this.bottleneck = this.addModule('bottleneck', new ConvModule(last + this.poolScales.length * ch, ch, 3, { padding: 1, norm }));
-    this.lateralConvs = this.addModule('lateral_convs', new ModuleList(this.inChannels.slice(0, -1).map((c) => new ConvModule(c, ch, 1, { norm }))));
-    this.fpnConvs = this.addModule('fpn_convs', new ModuleList(this.inChannels.slice(0, -1).map(() => new ConvModule(ch, ch, 3, { padding: 1, norm }))));
-    this.fpnBottleneck = this.addModule('fpn_bottleneck', new ConvModule(this.inChannels.length * ch, ch, 3, { padding: 1, norm }));
+    this.bottleneck = this.addModule('bottleneck', new ConvModule(last + this.poolScales.length * ch, ch, 3, { padding: 1, ...norm }));
+    this.lateralConvs = this.addModule('lateral_convs', new ModuleList(this.inChannels.slice(0, -1).map((c) => new ConvModule(c, ch, 1, norm))));
+    this.fpnConvs = this.addModule('fpn_convs', new ModuleList(this.inChannels.slice(0, -1).map(() => new ConvModule(ch, ch, 3, { padding: 1, ...norm }))));
+    this.fpnBottleneck = this.addModule('fpn_bottleneck', new ConvModule(this.inChannels.length * ch, ch, 3, { padding: 1, ...norm }));
   }
 
   private pspForward(x: tf.Tensor4D): tf.Tensor4D {
