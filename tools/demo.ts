@@ -1,6 +1,8 @@
 /**
- * Quick-start demo: trains a tiny Conv2Former classifier on built-in synthetic shapes (circle,
- * square, triangle, ring) and reports validation accuracy. Runs anywhere, no data needed.
+ * Quick-start demo: trains a tiny Conv2Former classifier on built-in synthetic shape tiles (circle,
+ * square, triangle, star, ring on the shapes datasets' textured ground) and reports validation
+ * accuracy. Runs anywhere, no data needed; the weights load as a backbone checkpoint
+ * (`model.backbone.checkpoint`) of a shapes segmentor with the same dims and depths.
  *
  *   npm run demo [-- --iters 150 --batch 16 --backend wasm]
  */

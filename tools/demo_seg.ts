@@ -1,12 +1,9 @@
 /**
  * Semantic-segmentation demo, end to end on the synthetic shapes:
  *  1. generates `data/shapes` if it is missing (tools/make_shapes.ts defaults, seed 0);
- *  2. pretrains the backbone if `work_dirs/shapes_pretrain` has no weights: tools/demo.ts classifies
- *     single-shape tiles (the shapes' stand-in for ImageNet pretraining; about 3 minutes);
- *  3. trains `configs/upernet_c2f_shapes.yaml` (its `model.backbone.checkpoint` is those weights)
- *     with tools/train.ts into work_dirs/upernet_c2f_shapes;
- *  4. tests the checkpoint `latest.json` points to with tools/test.ts (metrics JSON + overlays);
- *  5. plots the training log with tools/plot_log.ts.
+ *  2. trains `configs/upernet_c2f_shapes.yaml` with tools/train.ts into work_dirs/upernet_c2f_shapes;
+ *  3. tests the checkpoint `latest.json` points to with tools/test.ts (metrics JSON + overlays);
+ *  4. plots the training log with tools/plot_log.ts.
  *
  *   npm run demo:seg [-- --max-iters 300 --backend wasm]
  */
@@ -22,9 +19,6 @@ import { runCli } from './cli.ts';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CONFIG = 'configs/upernet_c2f_shapes.yaml';
 const WORK = 'work_dirs/upernet_c2f_shapes';
-/** Where tools/demo.ts leaves the pretrained classifier; configs/upernet_c2f_shapes.yaml loads it. */
-const PRETRAIN_DIR = 'work_dirs/shapes_pretrain';
-const PRETRAINED = path.join(PRETRAIN_DIR, 'shapes_classifier.safetensors');
 
 /** Runs `tools/<tool>` with node + tsx, output shown live; throws when it fails. */
 function runTool(tool: string, args: string[]): void {
@@ -57,12 +51,6 @@ await runCli(async () => {
   }
 
   const backend = argv.backend ? ['--backend', argv.backend] : [];
-  if (existsSync(PRETRAINED)) {
-    console.log(`using the existing pretrained backbone ${PRETRAINED}`);
-  } else {
-    console.log(`pretraining the backbone on shape tiles (no ${PRETRAINED}) ...`);
-    runTool('demo.ts', ['--work-dir', PRETRAIN_DIR, ...backend]);
-  }
   runTool('train.ts', [CONFIG, '--work-dir', WORK, ...(maxIters ? ['--cfg-options', `schedule.max_iters=${maxIters}`] : []), ...backend]);
 
   const latest = path.join(WORK, 'latest.json');
