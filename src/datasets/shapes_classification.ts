@@ -1,8 +1,7 @@
 /**
  * In-memory synthetic shape images for classification: one shape per image (circle, square,
  * triangle, star, ring) of random size, position, rotation and colour on the dark textured ground of
- * the shapes segmentation/detection sets (`shapes_draw.ts`), so a classifier trained on it is a
- * pretrained backbone for them, as ImageNet is for ADE20K and COCO. Deterministic by seed.
+ * the shapes segmentation/detection sets (one rasteriser, `shapes_draw.ts`). Deterministic by seed.
  */
 import type { Rng } from '../nn/random.ts';
 import { SHAPE_NAMES, drawShapeTile } from './shapes_draw.ts';

@@ -21,7 +21,7 @@ import { kernelSizeFromStateDict } from '../backbone/conv2former_checkpoint.ts';
 import { FCNHead } from '../heads/seg/fcn_head.ts';
 import { UPerHead } from '../heads/seg/uper_head.ts';
 import type { BaseDecodeHead } from '../heads/seg/decode_head.ts';
-import type { NormKind } from '../heads/seg/conv_module.ts';
+import type { NormOptions } from '../heads/seg/conv_module.ts';
 import type { OhemOptions } from '../ops/pixel_sampler.ts';
 import { readCheckpointFile } from '../nn/checkpoint.ts';
 import { EncoderDecoder } from './encoder_decoder.ts';
@@ -83,8 +83,8 @@ function bool(v: unknown, where: string): boolean {
   return v;
 }
 
-/** `norm_cfg: {type: BN|SyncBN|GN, requires_grad?, num_groups?}` → NormKind (SyncBN is BN on one device). */
-function normOf(v: unknown, where: string): { norm: NormKind; gnGroups?: number } {
+/** `norm_cfg: {type: BN|SyncBN|GN, requires_grad?, num_groups?}` → the heads' norm (SyncBN is BN on one device). */
+function normOf(v: unknown, where: string): NormOptions {
   if (v === undefined) return { norm: 'BN' };
   const b = checkBlock(v, where);
   checkKeys(b, ['type', 'requires_grad', 'num_groups'], where, 'norm_cfg');

@@ -11,13 +11,16 @@ import { globalRng } from '../../nn/random.ts';
 
 export type NormKind = 'BN' | 'GN' | 'none';
 
-export interface ConvModuleOptions {
+/** A ConvModule's norm: kind (default BN) and, for GN, the group count (default 32, as mmseg configs). */
+export interface NormOptions {
+  norm?: NormKind;
+  gnGroups?: number;
+}
+
+export interface ConvModuleOptions extends NormOptions {
   padding?: number;
   dilation?: number;
   stride?: number;
-  norm?: NormKind;
-  /** GN groups (mmseg configs use 32). */
-  gnGroups?: number;
   /** Apply ReLU (default true). */
   act?: boolean;
 }

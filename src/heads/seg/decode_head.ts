@@ -10,15 +10,13 @@ import { globalRng } from '../../nn/random.ts';
 import { accuracy, crossEntropy } from '../../ops/losses.ts';
 import { ohemPixelWeights, type OhemOptions } from '../../ops/pixel_sampler.ts';
 import { resizeBilinear } from '../../ops/resize.ts';
-import { normalInit, type NormKind } from './conv_module.ts';
+import { normalInit, type NormOptions } from './conv_module.ts';
 
-export interface DecodeHeadOptions {
+/** Head options; `norm`/`gnGroups` apply to every ConvModule of the head (GN groups must divide `channels`). */
+export interface DecodeHeadOptions extends NormOptions {
   numClasses: number;
   channels?: number;
   dropoutRatio?: number;
-  norm?: NormKind;
-  /** GN groups when `norm` is GN (default 32, as mmseg configs); must divide every conv's channels. */
-  gnGroups?: number;
   alignCorners?: boolean;
   ignoreIndex?: number;
   lossWeight?: number;
@@ -48,8 +46,8 @@ export abstract class BaseDecodeHead extends Module {
   readonly avgNonIgnore: boolean;
   readonly classWeights?: number[];
   readonly sampler?: OhemOptions;
-  /** Norm of every ConvModule of the head: kind and, for GN, the group count. */
-  protected readonly normCfg: { norm: NormKind; gnGroups?: number };
+  /** Norm of every ConvModule of the head. */
+  protected readonly normCfg: NormOptions;
   /** Created by subclasses after their own modules so the key order follows mmseg's. */
   convSeg!: Conv2d;
 
@@ -64,7 +62,7 @@ export abstract class BaseDecodeHead extends Module {
     this.avgNonIgnore = opts.avgNonIgnore ?? false;
     this.classWeights = opts.classWeights;
     this.sampler = opts.sampler;
-    this.normCfg = { norm: opts.norm ?? 'BN', ...(opts.gnGroups !== undefined ? { gnGroups: opts.gnGroups } : {}) };
+    this.normCfg = { norm: opts.norm, gnGroups: opts.gnGroups };
   }
 
   protected buildConvSeg(): void {

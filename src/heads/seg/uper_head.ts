@@ -7,13 +7,13 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from '../../nn/module.ts';
 import { ModuleList } from '../../nn/container.ts';
 import { adaptiveAvgPool2d, resizeBilinear } from '../../ops/resize.ts';
-import { ConvModule, type NormKind } from './conv_module.ts';
+import { ConvModule, type NormOptions } from './conv_module.ts';
 import { BaseDecodeHead, type DecodeHeadOptions } from './decode_head.ts';
 
 /** One PPM branch: `0` = AdaptiveAvgPool2d (no parameters), `1` = 1x1 ConvModule. */
 class PPMBranch extends Module {
   readonly conv: ConvModule;
-  constructor(readonly scale: number, inChannels: number, channels: number, norm: { norm: NormKind; gnGroups?: number }) {
+  constructor(readonly scale: number, inChannels: number, channels: number, norm: NormOptions) {
     super();
     this.conv = this.addModule('1', new ConvModule(inChannels, channels, 1, norm));
   }
