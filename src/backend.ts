@@ -5,7 +5,9 @@
  * they are imported dynamically and their absence is normal. An explicit choice that cannot run is
  * an error: silently training 30x slower than asked is worse than stopping.
  */
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+import { patchForWasmThreads, unrefWasmWorkers } from './wasm_threads.ts';
 
 /** Backend names a user may ask for. `auto` takes the fastest one that loads. */
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -15,8 +17,39 @@ const AUTO_ORDER: Exclude<BackendChoice, 'auto'>[] = ['tensorflow-gpu', 'tensorf
 
 let announced = false;
 
+/**
+ * Threads of the wasm backend's pool: `opts.wasmThreads`, else `C2F_WASM_THREADS`, else every core
+ * (at most 8, tfjs's pool limit). 1 = the single-threaded build.
+ */
+function wasmThreadCount(requested: number | undefined): number {
+  const env = process.env.C2F_WASM_THREADS;
+  const n = requested ?? (env !== undefined && env !== '' ? Number(env) : Math.min(8, availableParallelism()));
+  if (!Number.isInteger(n) || n < 1 || n > 8) {
+    throw new Error(`${requested !== undefined ? 'wasmThreads' : 'C2F_WASM_THREADS'}: expected an integer 1..8, got '${requested ?? env}'`);
+  }
+  return n;
+}
+
+/** The wasm backend with a pool of `threads` (see wasm_threads.ts for what it takes under Node). */
+async function startWasm(threads: number): Promise<{ ok: boolean; why?: string }> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  if (threads === 1) return { ok: await tf.setBackend('wasm') };
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+  wasm.setThreadsCount(threads);
+  const restore = patchForWasmThreads(threads);
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend('wasm');
+  } finally {
+    restore();
+  }
+  if (!ok) return { ok, why: `the ${threads}-thread wasm backend failed to initialise (C2F_WASM_THREADS=1 selects the single-threaded one)` };
+  unrefWasmWorkers((tf.backend() as unknown as { wasm: unknown }).wasm);
+  return { ok };
+}
+
 /** Loads the package behind a backend name and activates it; returns false if it is not available. */
-async function tryBackend(name: Exclude<BackendChoice, 'auto'>): Promise<{ ok: boolean; why?: string }> {
+async function tryBackend(name: Exclude<BackendChoice, 'auto'>, wasmThreads: number): Promise<{ ok: boolean; why?: string }> {
   try {
     if (name === 'tensorflow-gpu' || name === 'tensorflow') {
       // A variable specifier keeps TypeScript from requiring the optional package's types.
@@ -25,7 +58,7 @@ async function tryBackend(name: Exclude<BackendChoice, 'auto'>): Promise<{ ok: b
       const ok = await tf.setBackend('tensorflow');
       return ok ? { ok } : { ok, why: `${pkg} loaded but its backend failed to initialise` };
     }
-    if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
+    if (name === 'wasm') return await startWasm(wasmThreads);
     const ok = await tf.setBackend(name);
     return ok ? { ok } : { ok, why: `backend '${name}' failed to initialise` };
   } catch (err) {
@@ -37,27 +70,30 @@ async function tryBackend(name: Exclude<BackendChoice, 'auto'>): Promise<{ ok: b
  * Activates a backend and returns its tfjs name (`tensorflow`, `wasm` or `cpu`).
  *
  * Resolution: an explicit `name` other than `auto` wins; otherwise the `C2F_BACKEND` environment
- * variable; otherwise auto. Logs the chosen backend once per process (to stderr).
+ * variable; otherwise auto. The wasm backend runs its conv/matmul kernels on a pool of
+ * `opts.wasmThreads` / `C2F_WASM_THREADS` / all-cores threads. Logs the chosen backend once per
+ * process (to stderr).
  * @throws if an explicitly requested backend is unknown or cannot be loaded.
  */
-export async function initBackend(name: string = 'auto', opts: { quiet?: boolean } = {}): Promise<string> {
+export async function initBackend(name: string = 'auto', opts: { quiet?: boolean; wasmThreads?: number } = {}): Promise<string> {
   const requested = name !== 'auto' ? name : (process.env.C2F_BACKEND ?? 'auto');
   if (!(BACKEND_CHOICES as readonly string[]).includes(requested)) {
     const source = name !== 'auto' ? 'backend' : 'C2F_BACKEND';
     throw new Error(`unknown ${source} '${requested}'; expected one of: ${BACKEND_CHOICES.join(', ')}`);
   }
   const choice = requested as BackendChoice;
+  const threads = wasmThreadCount(opts.wasmThreads);
   let active: string | undefined;
   if (choice === 'auto') {
     for (const candidate of AUTO_ORDER) {
-      if ((await tryBackend(candidate)).ok) {
+      if ((await tryBackend(candidate, threads)).ok) {
         active = tf.getBackend();
         break;
       }
     }
     if (!active) throw new Error('no TensorFlow.js backend could be initialised (tried ' + AUTO_ORDER.join(', ') + ')');
   } else {
-    const res = await tryBackend(choice);
+    const res = await tryBackend(choice, threads);
     if (!res.ok) {
       throw new Error(`backend '${choice}' is not available: ${res.why}. ` +
         `Install it (see README, "Backends") or choose another with --backend / C2F_BACKEND (${BACKEND_CHOICES.join(', ')})`);
@@ -66,8 +102,16 @@ export async function initBackend(name: string = 'auto', opts: { quiet?: boolean
   }
   await tf.ready();
   if (!announced && !opts.quiet) {
-    process.stderr.write(`[c2f] tfjs backend: ${active}\n`);
+    const pool = active === 'wasm' ? ` (${wasmThreads()} thread${wasmThreads() > 1 ? 's' : ''})` : '';
+    process.stderr.write(`[c2f] tfjs backend: ${active}${pool}\n`);
     announced = true;
   }
   return active;
+}
+
+/** Threads of the active wasm backend's pool (1 when single-threaded or another backend is active). */
+export function wasmThreads(): number {
+  if (tf.getBackend() !== 'wasm') return 1;
+  const pt = (tf.backend() as unknown as { wasm: { tfjs: { getThreadsCount?: () => number } } }).wasm.tfjs;
+  return Math.max(1, pt.getThreadsCount?.() ?? 1);
 }

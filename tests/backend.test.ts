@@ -1,7 +1,10 @@
 /** Backend selection: explicit names, C2F_BACKEND, auto order, and clear errors. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { initBackend } from '../src/backend.ts';
+import { ROOT } from './helpers/run_tool.ts';
 
 /** Whether a native tfjs package loads here (it does not where libtensorflow could not download). */
 async function nativeInstalled(): Promise<boolean> {
@@ -49,5 +52,31 @@ test('auto prefers a native backend, then wasm', async () => {
     assert.equal(name, (await nativeInstalled()) ? 'tensorflow' : 'wasm');
   } finally {
     if (saved !== undefined) process.env.C2F_BACKEND = saved;
+  }
+});
+
+test('wasm thread pool: N threads start under Node, give the same numbers as 1, and let the process exit', () => {
+  const script = path.join(ROOT, 'tests', 'helpers', 'wasm_threads_probe.ts');
+  // The probe does not call process.exit: a pool worker left referenced would hang it until the timeout.
+  const run = (n: number) => spawnSync(process.execPath, ['--import', 'tsx', script, String(n)], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  const one = run(1), two = run(2);
+  for (const r of [one, two]) assert.equal(r.status, 0, `${r.stderr} (signal ${r.signal})`);
+  const a = JSON.parse(one.stdout.trim().split('\n').pop()!), b = JSON.parse(two.stdout.trim().split('\n').pop()!);
+  assert.equal(a.threads, 1);
+  assert.equal(b.threads, 2);
+  assert.deepEqual(b.first, a.first);
+  assert.equal(b.sum, a.sum);
+});
+
+test('C2F_WASM_THREADS must be an integer 1..8', async () => {
+  const saved = process.env.C2F_WASM_THREADS;
+  try {
+    process.env.C2F_WASM_THREADS = '0';
+    await assert.rejects(initBackend('cpu', { quiet: true }), /C2F_WASM_THREADS: expected an integer 1\.\.8, got '0'/);
+    process.env.C2F_WASM_THREADS = 'two';
+    await assert.rejects(initBackend('cpu', { quiet: true }), /C2F_WASM_THREADS: expected an integer 1\.\.8, got 'two'/);
+  } finally {
+    if (saved === undefined) delete process.env.C2F_WASM_THREADS;
+    else process.env.C2F_WASM_THREADS = saved;
   }
 });

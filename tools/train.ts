@@ -77,7 +77,8 @@ await runCli(async () => {
   }
 
   const workDir = argv['work-dir'] ?? cfg.work_dir ?? join('work_dirs', basename(cfgPath, extname(cfgPath)));
-  await initBackend(argv.backend);
+  // Data-parallel threads take the cores themselves: then the wasm backend gets no pool of its own.
+  await initBackend(argv.backend, (cfg.train.data_parallel ?? 1) > 1 ? { wasmThreads: 1 } : {});
 
   // Build everything before writing anything, so a bad config leaves no half-made work dir.
   const log = (line: string) => console.log(line);

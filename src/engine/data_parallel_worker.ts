@@ -16,7 +16,7 @@ const init = workerData as WorkerInit;
 const send = (r: WorkerReply, transfer: ArrayBuffer[] = []) => port.postMessage(r, transfer);
 
 try {
-  await initBackend(init.backend, { quiet: true });
+  await initBackend(init.backend, { quiet: true, wasmThreads: 1 });
   const model = await buildSegmentor(init.modelConfig, init.where, { log: () => {} });
   model.train();
   const params = model.namedParameters();
