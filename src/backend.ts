@@ -102,7 +102,8 @@ export async function initBackend(name: string = 'auto', opts: { quiet?: boolean
   }
   await tf.ready();
   if (!announced && !opts.quiet) {
-    const pool = active === 'wasm' ? ` (${wasmThreads()} thread${wasmThreads() > 1 ? 's' : ''})` : '';
+    const n = wasmThreads();
+    const pool = active === 'wasm' ? ` (${n} thread${n > 1 ? 's' : ''})` : '';
     process.stderr.write(`[c2f] tfjs backend: ${active}${pool}\n`);
     announced = true;
   }

@@ -59,7 +59,10 @@ export function patchForWasmThreads(threads: number): () => void {
     writeFileSync(file, `URL.createObjectURL = () => ${JSON.stringify(factoryFile)}; URL.revokeObjectURL = () => {};\n${text}`);
     return file;
   };
-  os.cpus = () => Array.from({ length: 2 * threads }, (_, i) => realCpus()[i % realCpus().length]);
+  os.cpus = () => {
+    const cpus = realCpus();
+    return Array.from({ length: 2 * threads }, (_, i) => cpus[i % cpus.length]);
+  };
   return () => {
     globalThis.Blob = RealBlob;
     URL.createObjectURL = realCreate;
