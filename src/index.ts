@@ -9,8 +9,8 @@ export {
   type Conv2FormerConfig,
   type Conv2FormerOptions,
   type Conv2FormerVariant,
-  type FeatureInfo,
 } from './backbone/conv2former.ts';
+export type { Backbone, FeatureInfo } from './backbone/backbone.ts';
 export { assertVariant, inferConv2FormerConfig, kernelSizeFromStateDict } from './backbone/conv2former_checkpoint.ts';
 export { loadCheckpoint, saveSafetensors, readCheckpointFile } from './nn/checkpoint.ts';
 export { Module, type LoadResult } from './nn/module.ts';

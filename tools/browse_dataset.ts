@@ -15,7 +15,8 @@ import { hideBin } from 'yargs/helpers';
 import { loadConfig } from '../src/config/index.ts';
 import { buildDataset } from '../src/datasets/build.ts';
 import type { TransformConfig } from '../src/datasets/transforms/pipeline.ts';
-import { masksToBitmaps, type Sample } from '../src/datasets/transforms/types.ts';
+import { type Sample } from '../src/datasets/transforms/types.ts';
+import { masksToBitmaps } from '../src/structures/masks.ts';
 import { Rng } from '../src/nn/random.ts';
 import { runCli } from './cli.ts';
 

@@ -6,6 +6,7 @@
  * Parameter keys equal the official state-dict keys.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { Backbone, FeatureInfo } from './backbone.ts';
 import { GELU, gelu } from '../nn/activation.ts';
 import { ModuleList, Sequential, type Layer } from '../nn/container.ts';
 import { Conv2d } from '../nn/conv2d.ts';
@@ -55,12 +56,6 @@ export interface Conv2FormerOptions {
   numClasses?: number;
   /** Initial weights: `random` (official init) or `zeros` (about to load a checkpoint). */
   init?: InitMode;
-}
-
-/** Channels and stride (w.r.t. the input) of one returned feature map. */
-export interface FeatureInfo {
-  channels: number;
-  stride: number;
 }
 
 /** The convolutional modulation: proj(dw_kxk(GELU(conv1x1(LN x))) * conv1x1(LN x)). */
@@ -133,7 +128,7 @@ class Block extends Module {
 }
 
 /** Stem and downsampling layers, the four stages, optional output norms and classification head. */
-export class Conv2Former extends Module {
+export class Conv2Former extends Module implements Backbone {
   readonly config: Required<Conv2FormerConfig>;
   readonly outIndices: number[];
   readonly frozenStages: number;

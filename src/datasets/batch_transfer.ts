@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchOf, type Batch, type ImgMeta } from './collate.ts';
-import type { InstanceMasks } from './transforms/types.ts';
+import type { InstanceMasks } from '../structures/masks.ts';
 
 /** Images `i in [start, end)` of a batch, tensors as flat typed arrays with their shapes. */
 export interface PackedBatch {

@@ -5,7 +5,8 @@
  * become one `[N, H, W]` int32 tensor padded with 255.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { FlipDirection, InstanceMasks, Sample } from './transforms/types.ts';
+import type { FlipDirection, Sample } from './transforms/types.ts';
+import type { InstanceMasks } from '../structures/masks.ts';
 
 /** Value that seg maps are padded with (MMSeg's ignore index). */
 export const SEG_PAD_VALUE = 255;

@@ -8,7 +8,8 @@ import sharp from 'sharp';
 import { decode, segmentationToRle } from '../../coco/mask.ts';
 import { readLabelPng, type LabelMap } from '../../io/label_png.ts';
 import type { CocoAnnotation } from '../../coco/types.ts';
-import { makeSample, masksToBitmaps, type ImageData, type InstanceMasks, type Sample } from './types.ts';
+import { makeSample, type ImageData, type Sample } from './types.ts';
+import { masksToBitmaps, type InstanceMasks } from '../../structures/masks.ts';
 
 /** Options of {@link loadImage}. */
 export interface LoadImageOptions {

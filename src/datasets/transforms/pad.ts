@@ -1,7 +1,8 @@
 /**
  * Pad (MMCV `Pad`): pads the bottom and right.
  */
-import { allocLike, checkKeys, type InstanceMasks, type Sample, type Transform } from './types.ts';
+import { allocLike, checkKeys, type Sample, type Transform } from './types.ts';
+import { type InstanceMasks } from '../../structures/masks.ts';
 
 /** Config of {@link Pad}; exactly one of `size` and `sizeDivisor`. */
 export interface PadConfig {

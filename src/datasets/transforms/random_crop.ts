@@ -2,7 +2,8 @@
  * RandomCrop for detection (MMDet `RandomCrop`, `crop_type='absolute'`) and segmentation (MMSeg
  * `RandomCrop` with `cat_max_ratio`).
  */
-import { allocLike, checkKeys, selectInstances, type InstanceMasks, type Sample, type Transform, type TransformContext } from './types.ts';
+import { allocLike, checkKeys, selectInstances, type Sample, type Transform, type TransformContext } from './types.ts';
+import { type InstanceMasks } from '../../structures/masks.ts';
 
 /** Config of {@link RandomCrop}. */
 export interface RandomCropConfig {

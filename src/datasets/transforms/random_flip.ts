@@ -1,7 +1,8 @@
 /**
  * RandomFlip (MMCV `RandomFlip` with a single direction).
  */
-import { allocLike, checkKeys, type FlipDirection, type InstanceMasks, type Sample, type Transform, type TransformContext } from './types.ts';
+import { allocLike, checkKeys, type FlipDirection, type Sample, type Transform, type TransformContext } from './types.ts';
+import { type InstanceMasks } from '../../structures/masks.ts';
 
 /** Config of {@link RandomFlip}. */
 export interface RandomFlipConfig {

@@ -1,7 +1,8 @@
 /**
  * Resize (MMCV `Resize` / MMDet 2.x `Resize` with `multiscale_mode='value'` and `ratio_range`).
  */
-import { allocLike, checkKeys, type ImageData, type InstanceMasks, type Sample, type Transform, type TransformContext } from './types.ts';
+import { allocLike, checkKeys, type ImageData, type Sample, type Transform, type TransformContext } from './types.ts';
+import { type InstanceMasks } from '../../structures/masks.ts';
 
 /** Config of {@link Resize}. */
 export interface ResizeConfig {

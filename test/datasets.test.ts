@@ -13,7 +13,8 @@ import { Rng } from '../src/nn/random.ts';
 import { generateShapes, SHAPE_NAMES, SHAPES_SEG_CLASSES } from '../src/datasets/shapes.ts';
 import { CocoDataset } from '../src/datasets/coco_dataset.ts';
 import { ADE20K_CLASSES, ADE20K_PALETTE, ADE20KDataset, reduceZeroLabel, SegDataset, ShapesSegDataset } from '../src/datasets/seg_dataset.ts';
-import { loadImage, maskBoundingBoxes, masksToBitmaps, numMasks, type Sample, type TransformConfig } from '../src/datasets/transforms/index.ts';
+import { loadImage, type Sample, type TransformConfig } from '../src/datasets/transforms/index.ts';
+import { maskBoundingBoxes, masksToBitmaps, numMasks } from '../src/structures/masks.ts';
 import type { CocoDataset as CocoJson } from '../src/coco/types.ts';
 
 let root = '';

@@ -1,5 +1,5 @@
 /**
- * Child process of tests/backend.test.ts: starts the wasm backend with `argv[2]` threads, runs a
+ * Child process of test/backend.test.ts: starts the wasm backend with `argv[2]` threads, runs a
  * conv + matmul, prints `{threads, sum, first}` as JSON. No process.exit, so a pool worker left
  * referenced would keep it alive (the test's timeout catches that).
  */

@@ -1,6 +1,6 @@
 /**
  * Tests of src/io: ZIP reader, pickle VM, PyTorch checkpoint reader and safetensors reader/writer.
- * Synthetic checkpoints come from tests/helpers/torch_zip_writer.ts; the real one is the shared
+ * Synthetic checkpoints come from test/helpers/torch_zip_writer.ts; the real one is the shared
  * Conv2Former-tiny fixture (read-only).
  */
 import { test } from 'node:test';

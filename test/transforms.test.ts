@@ -10,11 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { Rng } from '../src/nn/random.ts';
-import {
-  buildPipeline, splitLoadSteps, clipPolygon, cropSample, flipSample, loadAnnotations, loadImage, makeSample, maskBoundingBoxes,
-  masksToBitmaps, multiScaleShortSide, Normalize, Pad, PhotoMetricDistortion, RandomCrop, RandomFlip, rescaleSize,
-  Resize, resizeSampleTo, rgbToHsv, hsvToRgb, runPipeline, type InstanceMasks, type Sample, type Transform,
-} from '../src/datasets/transforms/index.ts';
+import { buildPipeline, splitLoadSteps, clipPolygon, cropSample, flipSample, loadAnnotations, loadImage, makeSample, multiScaleShortSide, Normalize, Pad, PhotoMetricDistortion, RandomCrop, RandomFlip, rescaleSize, Resize, resizeSampleTo, rgbToHsv, hsvToRgb, runPipeline, type Sample, type Transform } from '../src/datasets/transforms/index.ts';
+import { maskBoundingBoxes, masksToBitmaps, type InstanceMasks } from '../src/structures/masks.ts';
 
 const W = 64, H = 48;
 /** Instances: [x1, y1, x2, y2] rectangles, plus one diamond polygon. */

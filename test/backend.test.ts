@@ -56,7 +56,7 @@ test('auto prefers a native backend, then wasm', async () => {
 });
 
 test('wasm thread pool: N threads start under Node, give the same numbers as 1, and let the process exit', () => {
-  const script = path.join(ROOT, 'tests', 'helpers', 'wasm_threads_probe.ts');
+  const script = path.join(ROOT, 'test', 'helpers', 'wasm_threads_probe.ts');
   // The probe does not call process.exit: a pool worker left referenced would hang it until the timeout.
   const run = (n: number) => spawnSync(process.execPath, ['--import', 'tsx', script, String(n)], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   const one = run(1), two = run(2);

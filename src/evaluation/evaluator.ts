@@ -1,0 +1,37 @@
+/**
+ * Streaming evaluation (detectron2 `DatasetEvaluator`, MMEngine `BaseMetric`): `reset`, then
+ * `process` each batch's ground truth with the model's predictions, then `evaluate` once.
+ * The segmentation (`IoUMetric`) and COCO (`CocoMetric`) evaluators implement it.
+ */
+import type { ImgMeta } from '../datasets/collate.ts';
+import type { Sample } from '../datasets/transforms/types.ts';
+import type { Prediction } from '../structures/prediction.ts';
+
+/** One evaluated image: its dataset index, the sample the pipeline produced and its batch meta. */
+export interface EvalItem {
+  index: number;
+  sample: Sample;
+  meta: ImgMeta;
+}
+
+export interface EvalResult {
+  /** Flat numeric metrics (fractions; NaN where undefined), what the trainer logs and tracks. */
+  metrics: Record<string, number>;
+  /** A human-readable table (per-class rows, summary lines). */
+  report: string;
+  /** The full result as JSON-ready data (for `--metrics-out`). */
+  json: unknown;
+}
+
+export interface Evaluator {
+  /** The config `type` of this evaluator, e.g. `IoUMetric`. */
+  readonly type: string;
+  /** The metric tracked for `best.json` unless `train.best_metric` says otherwise. */
+  readonly defaultBestMetric: string;
+  /** Forgets everything processed so far. */
+  reset(): void;
+  /** Adds the predictions of a batch (`results[k]` belongs to `items[k]`). */
+  process(items: readonly EvalItem[], results: readonly Prediction[]): Promise<void>;
+  /** Metrics over everything processed since `reset`. */
+  evaluate(): EvalResult;
+}

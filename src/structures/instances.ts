@@ -1,0 +1,47 @@
+/**
+ * Per-image instance records (detectron2 `Instances`, typed): ground truth from the data pipeline,
+ * detections from the heads, both read by the evaluators. Lengths are checked on construction.
+ */
+import { numMasks, type InstanceMasks } from './masks.ts';
+
+export interface Instances {
+  /** `[N * 4]` boxes `x1, y1, x2, y2` in pixels of the image they belong to. */
+  readonly boxes: Float32Array;
+  /** `[N]` contiguous class labels `0..K-1`. */
+  readonly labels: Int32Array;
+  /** `[N]` confidences (detections only). */
+  readonly scores?: Float32Array;
+  /** N masks at the image size (optional). */
+  readonly masks?: InstanceMasks;
+}
+
+/** Number of instances of `inst`. */
+export function numInstances(inst: Instances): number {
+  return inst.labels.length;
+}
+
+/**
+ * An {@link Instances} of these fields.
+ * @throws when the boxes, labels, scores and masks do not describe the same number of instances.
+ */
+export function makeInstances(fields: Instances): Instances {
+  const n = fields.labels.length;
+  const bad = (what: string, got: number) => new Error(`Instances: ${n} labels but ${got} ${what}`);
+  if (fields.boxes.length !== n * 4) throw bad('box values (expected 4 per instance)', fields.boxes.length);
+  if (fields.scores && fields.scores.length !== n) throw bad('scores', fields.scores.length);
+  if (fields.masks && numMasks(fields.masks) !== n) throw bad('masks', numMasks(fields.masks));
+  return fields;
+}
+
+/** The instances at `keep` (indices into `inst`), in that order. */
+export function selectInstanceRows(inst: Instances, keep: readonly number[]): Instances {
+  const boxes = new Float32Array(keep.length * 4);
+  keep.forEach((k, i) => boxes.set(inst.boxes.subarray(k * 4, k * 4 + 4), i * 4));
+  const m = inst.masks;
+  return makeInstances({
+    boxes,
+    labels: Int32Array.from(keep, (k) => inst.labels[k]),
+    ...(inst.scores ? { scores: Float32Array.from(keep, (k) => inst.scores![k]) } : {}),
+    ...(m ? { masks: m.kind === 'polygons' ? { ...m, polys: keep.map((k) => m.polys[k]) } : { ...m, masks: keep.map((k) => m.masks[k]) } } : {}),
+  });
+}
