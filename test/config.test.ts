@@ -193,7 +193,7 @@ test('schema DSL: typed values, defaults, and errors naming file, key path, valu
 
   const f = 'configs/x.yaml';
   throwsWith(() => validate(optimizer, { type: 'AdamW', lrr: 1 }, 'optimizer', f),
-    "configs/x.yaml: optimizer: unknown key 'lrr'; allowed: type, lr, weight_decay, betas, eps, paramwise_cfg (did you mean 'lr'?)");
+    "configs/x.yaml: optimizer.lrr: unknown key 'lrr'; allowed: type, lr, weight_decay, betas, eps, paramwise_cfg (did you mean 'lr'?)");
   throwsWith(() => validate(optimizer, { type: 'Adam', lr: 1 }, 'optimizer', f),
     `configs/x.yaml: optimizer.type: expected one of 'AdamW', 'SGD', got "Adam" (did you mean 'AdamW'?)`);
   throwsWith(() => validate(optimizer, { type: 'SGD', lr: -1 }, 'optimizer', f), 'configs/x.yaml: optimizer.lr: expected a number >= 0, got -1');
@@ -210,11 +210,11 @@ test('schema DSL: typed values, defaults, and errors naming file, key path, valu
   const vv: 'n' | 't' | null | { dims: number[] } = validate(variant, null, 'v');
   assert.equal(vv, null);
   assert.deepEqual(validate(variant, { dims: [1] }, 'v'), { dims: [1] });
-  throwsWith(() => validate(variant, { dimz: [1] }, 'v'), "v: unknown key 'dimz'; allowed: dims (did you mean 'dims'?)");
+  throwsWith(() => validate(variant, { dimz: [1] }, 'v'), "v.dimz: unknown key 'dimz'; allowed: dims (did you mean 'dims'?)");
   throwsWith(() => validate(variant, 5, 'v'), "v: expected one of 'n', 't' or null or a dict, got 5");
   // Open dicts pass extra keys through; the root path is the file alone.
   assert.deepEqual(validate(obj({ type: str() }, { open: true }), { type: 'A', extra: [1] }), { type: 'A', extra: [1] });
-  throwsWith(() => validate(obj({ a: int() }), { b: 1 }, '', f), "configs/x.yaml: unknown key 'b'; allowed: a");
+  throwsWith(() => validate(obj({ a: int() }), { b: 1 }, '', f), "configs/x.yaml: b: unknown key 'b'; allowed: a");
 });
 
 /** A full UperNet-like experiment, as a base chain on disk. */
@@ -302,7 +302,7 @@ test('experiment schema errors name the file and the key path', () => {
   throwsWith(bad(['model.backbone.drop_path_rate=1.5']), 'model.backbone.drop_path_rate: expected a number in [0, 1], got 1.5');
   throwsWith(bad(['model.backbone.variant=x']), "model.backbone.variant: expected one of 'n', 't', 's', 'b', 'l' or a dict, got \"x\"");
   throwsWith(bad(['model.backbone.variant={dims: [1, 2, 3, 4], depth: [1, 1, 1, 1]}']),
-    "model.backbone.variant: unknown key 'depth'; allowed: dims, depths, kernel_size (did you mean 'depths'?)");
+    "model.backbone.variant.depth: unknown key 'depth'; allowed: dims, depths, kernel_size (did you mean 'depths'?)");
   throwsWith(bad(['model.backbone.checkpoint=3']), 'model.backbone.checkpoint: expected a string or null, got 3');
   throwsWith(bad(['model.decode_head.num_classes=1.5']), 'model.decode_head.num_classes: expected an integer >= 1, got 1.5');
   throwsWith(bad(['data.batch_size=0']), 'data.batch_size: expected an integer >= 1, got 0');
@@ -317,8 +317,8 @@ test('experiment schema errors name the file and the key path', () => {
   const cfg = loadConfig(file);
   const opt = cfg.optimizer as Record<string, unknown>;
   throwsWith(() => validateExperimentConfig({ ...cfg, optimizer: { ...opt, lrr: 1 } }, 'configs/x.yaml'),
-    "configs/x.yaml: optimizer: unknown key 'lrr'; allowed: type, lr, weight_decay, betas, eps, momentum, paramwise_cfg (did you mean 'lr'?)");
-  throwsWith(() => validateExperimentConfig({ ...cfg, schedual: {} }, 'configs/x.yaml'), "configs/x.yaml: unknown key 'schedual'", "(did you mean 'schedule'?)");
+    "configs/x.yaml: optimizer.lrr: unknown key 'lrr'; allowed: type, lr, weight_decay, betas, eps, momentum, paramwise_cfg (did you mean 'lr'?)");
+  throwsWith(() => validateExperimentConfig({ ...cfg, schedual: {} }, 'configs/x.yaml'), "configs/x.yaml: schedual: unknown key 'schedual'", "(did you mean 'schedule'?)");
   const { model: _m, ...noModel } = cfg;
   throwsWith(() => validateExperimentConfig(noModel, 'configs/x.yaml'), "configs/x.yaml: missing required key 'model' (a dict)");
   throwsWith(() => validateExperimentConfig({ ...cfg, model: { backbone: {} } }, 'c.yaml'), "c.yaml: model: missing required key 'type'");

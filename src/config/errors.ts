@@ -4,11 +4,28 @@
  * `<file>: <key.path>: <what is wrong>`.
  */
 
-/** An error in a config file or a `--cfg-options` override; `message` says where and why. */
+/** Where a config error is and what was wrong, for programs (the message says the same for people). */
+export interface ConfigErrorDetails {
+  /** The config file (or `--cfg-options`). */
+  file?: string;
+  /** The full key path, e.g. `model.decode_head.norm_cfg.type`. */
+  path?: string;
+  /** The offending value (undefined for a missing key). */
+  value?: unknown;
+  /** What is allowed there: the known types/keys, or a description like `an integer >= 1`. */
+  allowed?: readonly string[] | string;
+}
+
+/**
+ * The one error of config validation (the loader, `--cfg-options`, the schemas and every `type:`
+ * table): `message` is `<file>: <key.path>: <what is wrong>`, `details` the same as fields.
+ */
 export class ConfigError extends Error {
-  constructor(message: string) {
+  readonly details: ConfigErrorDetails;
+  constructor(message: string, details: ConfigErrorDetails = {}) {
     super(message);
     this.name = 'ConfigError';
+    this.details = details;
   }
 }
 

@@ -34,12 +34,12 @@ function kindOf(v: unknown): Kind {
   return 'any';
 }
 
-function fail(file: string | undefined, path: string, msg: string): never {
-  throw new ConfigError(`${where(file, path)}: ${msg}`);
+function fail(file: string | undefined, path: string, msg: string, details: { value?: unknown; allowed?: readonly string[] | string } = {}): never {
+  throw new ConfigError(`${where(file, path)}: ${msg}`, { file, path, ...details });
 }
 
 function expectedGot(file: string | undefined, path: string, expected: string, value: unknown): never {
-  return fail(file, path, `expected ${expected}, got ${formatValue(value)}`);
+  return fail(file, path, `expected ${expected}, got ${formatValue(value)}`, { value, allowed: expected });
 }
 
 const child = (path: string, key: string | number): string => (path ? `${path}.${key}` : String(key));
@@ -84,7 +84,7 @@ export function str(opts: { enum?: readonly string[] } = {}): Schema<string> {
     expected,
     check(v, path, file) {
       if (typeof v !== 'string') return expectedGot(file, path, expected, v);
-      if (values && !values.includes(v)) return fail(file, path, `expected ${expected}, got ${formatValue(v)}${didYouMean(v, values)}`);
+      if (values && !values.includes(v)) return fail(file, path, `expected ${expected}, got ${formatValue(v)}${didYouMean(v, values)}`, { value: v, allowed: values });
       return v;
     },
   };
@@ -145,7 +145,7 @@ export function obj<F extends Fields>(fields: F, opts: { open?: boolean } = {}):
       // Unknown keys first: a misspelt key usually also explains a "missing" one.
       if (!opts.open) {
         for (const k of Object.keys(src)) {
-          if (!Object.hasOwn(fields, k)) fail(file, path, `unknown key '${k}'; allowed: ${allowed.join(', ')}${didYouMean(k, allowed)}`);
+          if (!Object.hasOwn(fields, k)) fail(file, child(path, k), `unknown key '${k}'; allowed: ${allowed.join(', ')}${didYouMean(k, allowed)}`, { value: src[k], allowed });
         }
       }
       const checked: Record<string, unknown> = {};
