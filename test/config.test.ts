@@ -11,6 +11,7 @@ import {
   ConfigError, Registry, any, applyCfgOptions, bool, dumpConfig, int, list, loadConfig, mergeConfig, nul, num, obj, oneOf,
   optional, str, validate, validateExperimentConfig, type ExperimentConfig,
 } from '../src/config/index.ts';
+import { validateModelConfig } from '../src/models/build.ts';
 
 /** Writes `files` (relative path → YAML text) into a fresh temp folder; returns the folder. */
 function tree(files: Record<string, string>): string {
@@ -251,7 +252,8 @@ data:
     type: ADE20KDataset
     img_dir: data/ade/images/validation
     pipeline: [{type: LoadImageFromFile}]
-test: {mode: slide, crop_size: [512, 512], stride: [341, 341]}
+model:
+  test_cfg: {mode: slide, crop_size: [512, 512], stride: [341, 341]}
 `,
     '_base_/schedules/schedule_160k.yaml': `
 optimizer:
@@ -280,15 +282,16 @@ test('a full UperNet-like config passes validation with typed values', () => {
   const file = join(root, 'configs/upernet_t.yaml');
   const cfg: ExperimentConfig = validateExperimentConfig(loadConfig(file), file);
   assert.equal(cfg.model.type, 'EncoderDecoder');
-  assert.deepEqual(cfg.model.backbone?.variant, { dims: [72, 144, 288, 576], depths: [3, 3, 12, 3], kernel_size: 11 });
-  assert.deepEqual(cfg.model.backbone?.out_indices, [0, 1, 2, 3], 'open blocks keep keys for their builders');
-  assert.equal(cfg.model.decode_head?.num_classes, 150);
+  const model = validateModelConfig(cfg.model, file);
+  assert.deepEqual(model.backbone.variant, { dims: [72, 144, 288, 576], depths: [3, 3, 12, 3], kernel_size: 11 });
+  assert.deepEqual(model.backbone.out_indices, [0, 1, 2, 3]);
+  assert.equal(model.decode_head.num_classes, 150);
+  assert.deepEqual(model.test_cfg.crop_size, [512, 512]);
   assert.equal(cfg.data.train.type, 'ADE20KDataset');
   const policy: 'poly' | 'step' | 'cosine' = cfg.schedule.policy;
   assert.equal(policy, 'poly');
   assert.equal(cfg.optimizer.paramwise_cfg?.decay_type, 'stage_wise');
   assert.equal(cfg.train.grad_clip, null);
-  assert.deepEqual(cfg.test?.crop_size, [512, 512]);
   assert.equal(cfg.work_dir, 'work_dirs/upernet_t');
 });
 
@@ -296,28 +299,32 @@ test('experiment schema errors name the file and the key path', () => {
   const root = upernetTree();
   const file = join(root, 'configs/upernet_t.yaml');
   const bad = (opts: string[]) => () => validateExperimentConfig(loadConfig(file, { cfgOptions: opts }), 'configs/x.yaml');
+  // The model block is the model builder's (one schema per type, src/models/build.ts).
+  const badModel = (opts: string[]) => () => validateModelConfig(loadConfig(file, { cfgOptions: opts }).model, 'configs/x.yaml');
   throwsWith(bad(['schedule.max_iters=abc']), 'configs/x.yaml: schedule.max_iters: expected an integer >= 1, got "abc"');
   throwsWith(bad(['schedule.policy=linear']), "configs/x.yaml: schedule.policy: expected one of 'poly', 'step', 'cosine', got \"linear\"");
   throwsWith(bad(['schedule.policy=step']), "configs/x.yaml: schedule: policy 'step' needs 'steps'");
-  throwsWith(bad(['model.backbone.drop_path_rate=1.5']), 'model.backbone.drop_path_rate: expected a number in [0, 1], got 1.5');
-  throwsWith(bad(['model.backbone.variant=x']), "model.backbone.variant: expected one of 'n', 't', 's', 'b', 'l' or a dict, got \"x\"");
-  throwsWith(bad(['model.backbone.variant={dims: [1, 2, 3, 4], depth: [1, 1, 1, 1]}']),
+  throwsWith(badModel(['model.backbone.drop_path_rate=1.5']), 'model.backbone.drop_path_rate: expected a number in [0, 1], got 1.5');
+  throwsWith(badModel(['model.backbone.variant=x']), "model.backbone.variant: expected one of 'n', 't', 's', 'b', 'l' or a dict, got \"x\"");
+  throwsWith(badModel(['model.backbone.variant={dims: [1, 2, 3, 4], depth: [1, 1, 1, 1]}']),
     "model.backbone.variant.depth: unknown key 'depth'; allowed: dims, depths, kernel_size (did you mean 'depths'?)");
-  throwsWith(bad(['model.backbone.checkpoint=3']), 'model.backbone.checkpoint: expected a string or null, got 3');
-  throwsWith(bad(['model.decode_head.num_classes=1.5']), 'model.decode_head.num_classes: expected an integer >= 1, got 1.5');
+  throwsWith(badModel(['model.backbone.checkpoint=3']), 'model.backbone.checkpoint: expected a string or null, got 3');
+  throwsWith(badModel(['model.decode_head.num_classes=1.5']), 'model.decode_head.num_classes: expected an integer >= 1, got 1.5');
   throwsWith(bad(['data.batch_size=0']), 'data.batch_size: expected an integer >= 1, got 0');
   throwsWith(bad(['data.val={img_dir: x}']), "data.val: missing required key 'type' (a string)");
-  throwsWith(bad(['optimizer.type=Adam']), "optimizer.type: expected one of 'AdamW', 'SGD', got \"Adam\" (did you mean 'AdamW'?)");
+  throwsWith(bad(['optimizer.type=Adam']), "optimizer.type: expected one of 'AdamW', got \"Adam\" (did you mean 'AdamW'?)");
   throwsWith(bad(['optimizer.paramwise_cfg.decay_type=block']), "optimizer.paramwise_cfg.decay_type: expected one of 'stage_wise', 'layer_wise'");
   throwsWith(bad(['train.grad_clip=-1']), 'train.grad_clip: expected a number >= 0 or null, got -1');
-  throwsWith(bad(['test.mode=sliding']), "test.mode: expected one of 'whole', 'slide', got \"sliding\" (did you mean 'slide'?)");
-  throwsWith(bad(['test.stride=[1]']), 'test.stride: expected a list of 2 elements, got 1');
+  throwsWith(badModel(['model.test_cfg.mode=sliding']), "model.test_cfg.mode: expected one of 'whole', 'slide', got \"sliding\" (did you mean 'slide'?)");
+  throwsWith(badModel(['model.test_cfg.stride=[1]']), 'model.test_cfg.stride: expected a list of 2 elements, got 1');
+  // The old top-level `test:` says where it went.
+  throwsWith(() => validateExperimentConfig({ ...loadConfig(file), test: { mode: 'whole' } }, 'configs/x.yaml'), 'configs/x.yaml: test: moved to model.test_cfg');
 
   // Misspelt keys in closed blocks are errors, not silently ignored.
   const cfg = loadConfig(file);
   const opt = cfg.optimizer as Record<string, unknown>;
   throwsWith(() => validateExperimentConfig({ ...cfg, optimizer: { ...opt, lrr: 1 } }, 'configs/x.yaml'),
-    "configs/x.yaml: optimizer.lrr: unknown key 'lrr'; allowed: type, lr, weight_decay, betas, eps, momentum, paramwise_cfg (did you mean 'lr'?)");
+    "configs/x.yaml: optimizer.lrr: unknown key 'lrr'; allowed: type, lr, weight_decay, betas, eps, paramwise_cfg (did you mean 'lr'?)");
   throwsWith(() => validateExperimentConfig({ ...cfg, schedual: {} }, 'configs/x.yaml'), "configs/x.yaml: schedual: unknown key 'schedual'", "(did you mean 'schedule'?)");
   const { model: _m, ...noModel } = cfg;
   throwsWith(() => validateExperimentConfig(noModel, 'configs/x.yaml'), "configs/x.yaml: missing required key 'model' (a dict)");

@@ -12,7 +12,7 @@ import { batchGradients, type BatchGradients } from '../src/engine/gradients.ts'
 import { AdamW } from '../src/engine/adamw.ts';
 import { Trainer } from '../src/engine/trainer.ts';
 import type { DataLoader } from '../src/datasets/loader.ts';
-import { buildSegmentor } from '../src/models/build.ts';
+import { buildModel } from '../src/models/build.ts';
 import { Rng, manualSeed } from '../src/nn/random.ts';
 
 await tf.setBackend('cpu');
@@ -70,7 +70,7 @@ test('packBatch/unpackBatch: a slice of a batch comes back with its images, labe
 });
 
 test('DataParallel: gradients are the slice-size-weighted mean of each slice\'s gradients', async () => {
-  const model = await buildSegmentor(modelConfig(0), 'test: model', { log: () => {} });
+  const model = await buildModel(modelConfig(0), { file: 'test', log: () => {} });
   model.train();
   const vars = model.trainableVariables();
   const dp = await DataParallel.start(model, vars, { workers: 2, modelConfig: modelConfig(0), where: 'test: model' });
@@ -118,7 +118,7 @@ test('DataParallel in the Trainer: resumed run equals a straight one with DropPa
   };
   const run = async (from: number, to: number, resume: boolean, sub: string) => {
     manualSeed(0);
-    const model = await buildSegmentor(modelConfig(0.2), 'test: model', { log: () => {} });
+    const model = await buildModel(modelConfig(0.2), { file: 'test', log: () => {} });
     const optimizer = new AdamW(model, { lr: 1e-3 });
     const dp = await DataParallel.start(model, optimizer.variables, { workers: 2, modelConfig: modelConfig(0.2), where: 'test: model' });
     const counts: number[] = [];

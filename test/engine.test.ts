@@ -54,7 +54,7 @@ class ToySeg extends Module implements TrainableModel {
     head.conv_seg = head.addModule('conv_seg', new Conv2d(16, 2, 1));
     this.head = this.addModule('decode_head', head);
   }
-  forwardTrain(batch: Batch): Record<string, tf.Scalar> {
+  loss(batch: Batch): Record<string, tf.Scalar> {
     const feats = this.backbone.forward(batch.imgs);
     const logits = this.head.conv_seg.forward(feats[3]);
     const loss = tf.mean(tf.square(tf.sub(logits, 0.5))) as tf.Scalar;
@@ -207,7 +207,7 @@ class Pooled extends Module implements TrainableModel {
     super();
     this.fc = this.addModule('fc', new Linear(3, 1));
   }
-  forwardTrain(batch: Batch): Record<string, tf.Scalar> {
+  loss(batch: Batch): Record<string, tf.Scalar> {
     this.calls++;
     const x = tf.mean(batch.imgs, [1, 2]) as tf.Tensor2D;
     const y = this.fc.forward(x);
@@ -251,7 +251,7 @@ class Scaled extends Module implements TrainableModel {
     super();
     this.fc = this.addModule('fc', new Linear(1, 1));
   }
-  forwardTrain(): Record<string, tf.Scalar> {
+  loss(): Record<string, tf.Scalar> {
     const s = this.scales[this.calls++];
     return { loss: tf.tidy(() => tf.mul(s, tf.add(tf.mul(3, tf.sum(this.fc.weight.value)), tf.mul(4, tf.sum(this.fc.bias!.value)))) as tf.Scalar) };
   }
@@ -322,8 +322,8 @@ test('SIGINT during run saves a checkpoint and stops (exitOnInterrupt: false); h
   try {
     manualSeed(0);
     const model = new Pooled();
-    const orig = model.forwardTrain.bind(model);
-    model.forwardTrain = (b: Batch) => {
+    const orig = model.loss.bind(model);
+    model.loss = (b: Batch) => {
       if (model.calls === 2) process.emit('SIGINT');
       return orig(b);
     };

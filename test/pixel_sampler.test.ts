@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { kthSmallest, ohemPixelWeights } from '../src/ops/pixel_sampler.ts';
 import { crossEntropy } from '../src/ops/losses.ts';
-import { buildSegmentor } from '../src/models/build.ts';
+import { buildModel } from '../src/models/build.ts';
+import type { EncoderDecoder } from '../src/models/encoder_decoder.ts';
 import { Rng } from '../src/nn/random.ts';
 
 await tf.setBackend('cpu');
@@ -80,9 +81,9 @@ test('decode_head.sampler config is parsed; unknown type and missing min_kept ar
     backbone: { type: 'Conv2Former', variant: { dims: [8, 8, 8, 8], depths: [1, 1, 1, 1], kernel_size: 3 }, drop_path_rate: 0 },
     decode_head: { type: 'UPerHead', channels: 8, num_classes: 3, dropout_ratio: 0, ...(sampler ? { sampler } : {}) },
   });
-  const m = await buildSegmentor(cfg({ type: 'OHEMPixelSampler', thresh: 0.5, min_kept: 10 }), 'c: model', { log: () => {} });
+  const m = (await buildModel(cfg({ type: 'OHEMPixelSampler', thresh: 0.5, min_kept: 10 }), { file: 'c', log: () => {} })) as EncoderDecoder;
   assert.deepEqual(m.decodeHead.sampler, { minKept: 10, thresh: 0.5 });
-  await assert.rejects(buildSegmentor(cfg({ type: 'OHEM', min_kept: 1 }), 'c: model'), /c: model\.decode_head\.sampler\.type: unknown pixel sampler type 'OHEM'; known: OHEMPixelSampler/);
-  await assert.rejects(buildSegmentor(cfg({ type: 'OHEMPixelSampler', thresh: 0.7 }), 'c: model'), /c: model\.decode_head\.sampler\.min_kept: missing/);
+  await assert.rejects(buildModel(cfg({ type: 'OHEM', min_kept: 1 }), { file: 'c' }), /c: model\.decode_head\.sampler\.type: expected one of 'OHEMPixelSampler', got "OHEM"/);
+  await assert.rejects(buildModel(cfg({ type: 'OHEMPixelSampler', thresh: 0.7 }), { file: 'c' }), /c: model\.decode_head\.sampler: missing required key 'min_kept'/);
   m.dispose();
 });

@@ -11,8 +11,9 @@ import type { Batch, ImgMeta } from '../src/datasets/collate.ts';
 import { AdamW } from '../src/engine/adamw.ts';
 import { FCNHead } from '../src/heads/seg/fcn_head.ts';
 import { UPerHead } from '../src/heads/seg/uper_head.ts';
-import { buildSegmentor } from '../src/models/build.ts';
-import { EncoderDecoder, sumLosses } from '../src/models/encoder_decoder.ts';
+import { buildModel as buildFromConfig } from '../src/models/build.ts';
+import { EncoderDecoder } from '../src/models/encoder_decoder.ts';
+import { sumLosses } from '../src/models/model.ts';
 import type { Module } from '../src/nn/module.ts';
 import { GroupNorm } from '../src/nn/norm.ts';
 import { manualSeed } from '../src/nn/random.ts';
@@ -175,7 +176,7 @@ for (const backend of ['cpu', 'wasm']) {
       assert.deepEqual(logits.shape, [2, 16, 16, K]);
       const aux = m.auxiliaryHead!.forward(m.extractFeat(batch.imgs));
       assert.deepEqual(aux.shape, [2, 4, 4, K]);
-      const losses = m.forwardTrain(batch);
+      const losses = m.loss(batch);
       assert.deepEqual(Object.keys(losses).sort(), ['aux.acc', 'aux.loss_ce', 'decode.acc', 'decode.loss_ce']);
       const d = losses['decode.loss_ce'].dataSync()[0];
       const a = losses['aux.loss_ce'].dataSync()[0];
@@ -183,7 +184,7 @@ for (const backend of ['cpu', 'wasm']) {
       assert.ok(Math.abs(d - Math.log(K) * 63 / 64) < 0.3, `decode loss ${d}`);
       assert.ok(Math.abs(a - 0.4 * Math.log(K) * 63 / 64) < 0.15, `aux loss ${a}`);
       const vars = m.trainableVariables();
-      const { value, grads } = tf.variableGrads(() => sumLosses(m.forwardTrain(batch)), vars);
+      const { value, grads } = tf.variableGrads(() => sumLosses(m.loss(batch)), vars);
       assert.ok(Number.isFinite(value.dataSync()[0]));
       const names = m.namedParameters().filter(([, p]) => p.trainable);
       for (const [k, p] of names) {
@@ -205,7 +206,7 @@ test('overfit one batch (wasm): summed loss falls by >= 90%; tensor count flat o
   const batch = syntheticBatch();
   const opt = new AdamW(m, { lr: 3e-3, weightDecay: 0.01 });
   const step = (): number => {
-    const { value, grads } = tf.variableGrads(() => sumLosses(m.forwardTrain(batch)), opt.variables);
+    const { value, grads } = tf.variableGrads(() => sumLosses(m.loss(batch)), opt.variables);
     opt.step(grads);
     const v = value.dataSync()[0];
     tf.dispose([value, ...Object.values(grads)]);
@@ -226,14 +227,14 @@ test('overfit one batch (wasm): summed loss falls by >= 90%; tensor count flat o
   m.eval();
   const before = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) {
-    m.predict(batch.imgs, batch.metas);
-    m.predict(batch.imgs, batch.metas, { mode: 'slide', cropSize: [48, 48], stride: [32, 32] });
-    m.predict(batch.imgs, batch.metas, { flip: true, scales: [0.75, 1] });
+    m.segment(batch.imgs, batch.metas);
+    m.segment(batch.imgs, batch.metas, { mode: 'slide', cropSize: [48, 48], stride: [32, 32] });
+    m.segment(batch.imgs, batch.metas, { flip: true, scales: [0.75, 1] });
     tf.dispose(m.inferenceLogits(batch.imgs, batch.metas, { flip: true }));
     assert.equal(tf.memory().numTensors, before, `tensor count grows in inference (call ${i})`);
   }
   // The trained model segments its training batch.
-  const pred = m.predict(batch.imgs, batch.metas);
+  const pred = m.segment(batch.imgs, batch.metas);
   const labels = batch.gtSegMaps!.dataSync();
   let ok = 0, n = 0;
   pred.forEach((p, b) => p.forEach((v, i) => { const l = labels[b * 4096 + i]; if (l !== 255) { n++; if (v === l) ok++; } }));
@@ -280,7 +281,7 @@ test('predict: padding cropped, resized to oriShape; flip TTA is mirror-symmetri
   const m = buildModel().eval();
   const batch = syntheticBatch();
   const metas: ImgMeta[] = batch.metas.map((mt) => ({ ...mt, imgShape: [48, 56], oriShape: [24, 28] }));
-  const pred = m.predict(batch.imgs, metas);
+  const pred = m.segment(batch.imgs, metas);
   assert.equal(pred.length, 2);
   assert.equal(pred[0].length, 24 * 28);
   assert.ok(pred[0].every((v) => v >= 0 && v < K));
@@ -314,7 +315,7 @@ test('norm_cfg GN takes num_groups (every head conv, the 1x1 PPM branch included
     decode_head: { type: 'UPerHead', channels: 16, num_classes: 3, norm_cfg: normCfg },
     auxiliary_head: { type: 'FCNHead', channels: 16, num_classes: 3, norm_cfg: normCfg },
   });
-  const m = await buildSegmentor(cfg({ type: 'GN', num_groups: 4 }), 'c: model', { log: () => {} });
+  const m = (await buildFromConfig(cfg({ type: 'GN', num_groups: 4 }), { file: 'c', log: () => {} })) as EncoderDecoder;
   const gns: [string, number][] = [];
   const walk = (mod: Module, name: string): void => {
     if (mod instanceof GroupNorm) gns.push([name, mod.groups]);
@@ -326,7 +327,7 @@ test('norm_cfg GN takes num_groups (every head conv, the 1x1 PPM branch included
   // A 1x1 pooled map with 4 channels per group still has something to normalise: outputs differ by image.
   const out = tf.tidy(() => m.forwardLogits(tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 1)).arraySync());
   assert.notDeepEqual(out[0], out[1]);
-  await assert.rejects(buildSegmentor(cfg({ type: 'BN', num_groups: 4 }), 'c: model'), /c: model\.decode_head\.norm_cfg\.num_groups: only with type GN/);
-  await assert.rejects(buildSegmentor(cfg({ type: 'GN', num_groups: 5 }), 'c: model'), /not divisible by 5 groups/);
+  await assert.rejects(buildFromConfig(cfg({ type: 'BN', num_groups: 4 }), { file: 'c' }), /c: model\.decode_head\.norm_cfg: num_groups is only for type 'GN'/);
+  await assert.rejects(buildFromConfig(cfg({ type: 'GN', num_groups: 5 }), { file: 'c' }), /not divisible by 5 groups/);
   m.dispose();
 });

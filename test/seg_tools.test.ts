@@ -16,7 +16,8 @@ import { sampleRng } from '../src/datasets/loader.ts';
 import { ShapesSegDataset } from '../src/datasets/seg_dataset.ts';
 import { generateShapes } from '../src/datasets/shapes.ts';
 import type { TransformConfig } from '../src/datasets/transforms/index.ts';
-import { evaluateSegmentor } from '../src/engine/evaluate_seg.ts';
+import { evaluateModel } from '../src/engine/evaluate.ts';
+import { IoUMetric } from '../src/evaluation/seg_evaluator.ts';
 import { SegMetricAccumulator } from '../src/evaluation/seg_metrics.ts';
 import { FCNHead } from '../src/heads/seg/fcn_head.ts';
 import { UPerHead } from '../src/heads/seg/uper_head.ts';
@@ -53,24 +54,26 @@ before(async () => {
   valAnns = r.semantic!.val.annotations;
 });
 
-test('evaluateSegmentor = predict + SegMetricAccumulator on the original labels; no leaks; mode restored', async () => {
+test('evaluateModel + IoUMetric = predict + SegMetricAccumulator on the original labels; no leaks; mode restored', async () => {
   const ds = await ShapesSegDataset.create({ imgDir: valImages, annDir: valAnns, pipeline: testPipeline });
   const model = tinyModel();
   model.train();
+  const metric = () => new IoUMetric({ numClasses: K, labelFiles: ds });
   // Warm-up so lazily created kernels/constants don't count as leaks.
-  await evaluateSegmentor(model, ds, { mode: 'whole', numClasses: K });
+  await evaluateModel(model, ds, metric());
   const before = tf.memory().numTensors;
   const seen: number[] = [];
-  const m = await evaluateSegmentor(model, ds, {
-    mode: 'whole', numClasses: K,
-    onPrediction: (i, pred, meta) => {
-      seen.push(i);
-      assert.equal(pred.length, meta.oriShape[0] * meta.oriShape[1]);
+  const r = await evaluateModel(model, ds, metric(), {
+    onPrediction: (item, pred) => {
+      seen.push(item.index);
+      assert.equal(pred.semSeg!.data.length, item.meta.oriShape[0] * item.meta.oriShape[1]);
     },
   });
+  const m = r.metrics;
   assert.equal(tf.memory().numTensors, before, 'tensor count must stay flat');
   assert.equal(model.training, true, 'train mode restored');
   assert.deepEqual(seen, [0, 1, 2]);
+  assert.deepEqual([r.evaluated, r.skipped], [3, 0]);
   for (const v of [m.aAcc, m.mIoU, m.mAcc]) assert.ok(v >= 0 && v <= 1, `metric ${v} in [0,1]`);
 
   // By hand: the same predictions, the label files read raw, MMSeg's reduce_zero_label.
@@ -79,7 +82,7 @@ test('evaluateSegmentor = predict + SegMetricAccumulator on the original labels;
   for (let i = 0; i < ds.length; i++) {
     const s = (await ds.getSample(i, sampleRng(0, i)))!;
     const b = collate([s]);
-    const [pred] = model.predict(b.imgs, b.metas, { mode: 'whole' });
+    const [pred] = model.segment(b.imgs, b.metas, { mode: 'whole' });
     b.dispose();
     const lab = await readLabelPng(ds.pairs[i].segPath!);
     assert.deepEqual([lab.height, lab.width], s.oriShape);
@@ -90,21 +93,24 @@ test('evaluateSegmentor = predict + SegMetricAccumulator on the original labels;
   assert.equal(m.aAcc, ref.aAcc);
   assert.equal(m.mIoU, ref.mIoU);
   assert.equal(m.mAcc, ref.mAcc);
-  assert.deepEqual(m.perClass, ref.perClass);
+  assert.deepEqual((r.json as { per_class: unknown }).per_class, { IoU: ref.perClass.IoU.map((v) => (Number.isFinite(v) ? v : null)), Acc: ref.perClass.Acc.map((v) => (Number.isFinite(v) ? v : null)) });
 
-  // Slide mode works and stays leak-free too.
+  // Slide mode (from the model's test_cfg) works and stays leak-free too.
   const n0 = tf.memory().numTensors;
-  const s = await evaluateSegmentor(model, ds, { mode: 'slide', cropSize: [32, 32], stride: [24, 24], numClasses: K });
+  model.testCfg = { ...model.testCfg, mode: 'slide', cropSize: [32, 32], stride: [24, 24] };
+  const s = await evaluateModel(model, ds, metric());
   assert.equal(tf.memory().numTensors, n0);
   assert.equal(model.training, false, 'eval mode kept when it was not training');
-  assert.ok(s.aAcc >= 0 && s.aAcc <= 1);
-  await assert.rejects(evaluateSegmentor(model, ds, { mode: 'slide', numClasses: K }), /cropSize/);
+  assert.ok(s.metrics.aAcc >= 0 && s.metrics.aAcc <= 1);
+  model.testCfg = { ...model.testCfg, cropSize: undefined };
+  await assert.rejects(evaluateModel(model, ds, metric()), /cropSize/);
+  model.testCfg = { ...model.testCfg, mode: 'whole' };
   // Batched (images padded together): still every image once, no leaks.
   const n1 = tf.memory().numTensors;
   const idx: number[] = [];
-  const bm = await evaluateSegmentor(model, ds, { mode: 'whole', numClasses: K, batchSize: 2, onPrediction: (i) => { idx.push(i); } });
+  const bm = await evaluateModel(model, ds, metric(), { batchSize: 2, onPrediction: (item) => { idx.push(item.index); } });
   assert.deepEqual(idx, [0, 1, 2]);
-  assert.ok(bm.mIoU >= 0 && bm.mIoU <= 1);
+  assert.ok(bm.metrics.mIoU >= 0 && bm.metrics.mIoU <= 1);
   assert.equal(tf.memory().numTensors, n1);
 });
 
@@ -161,13 +167,13 @@ test('tools/train.ts 2 iterations → tools/test.ts with --metrics-out, --out, -
     '  backbone: {variant: {dims: [16, 32, 64, 128], depths: [1, 1, 1, 1], kernel_size: 3}, drop_path_rate: 0.0}',
     `  decode_head: {channels: 16, num_classes: ${K}}`,
     `  auxiliary_head: {channels: 16, num_classes: ${K}}`,
+    '  test_cfg: {mode: whole}',
     'data:',
     '  batch_size: 2',
     `  train: {img_dir: ${trainImages}, ann_dir: ${trainAnns}}`,
     `  val: {img_dir: ${valImages}, ann_dir: ${valAnns}}`,
     'schedule: {max_iters: 2, warmup_iters: 1}',
     'train: {eval_interval: 2, checkpoint_interval: 2, log_interval: 1}',
-    'test: {mode: whole}',
     '',
   ].join('\n'));
   const env = { C2F_BACKEND: 'wasm' };

@@ -100,11 +100,11 @@ test('train.ts config errors exit 1 with a one-line cause', async () => {
     /model\.decode_head\.chanels: unknown key/);
   // Unknown top-level key (the schema).
   assertOneLineError(runTool('train.ts', [writeConfig('unknown_top', { optimiser: {} }), '--work-dir', work], ENV), /optimiser/);
-  // Bad and planned model types.
+  // Bad and not-yet-built model types list what exists.
   assertOneLineError(runTool('train.ts', [writeConfig('bad_type', { model: { type: 'EncoderDecodr' } }), '--work-dir', work], ENV),
     /model\.type: unknown model type 'EncoderDecodr'; known: EncoderDecoder/);
   assertOneLineError(runTool('train.ts', [writeConfig('planned', { model: { type: 'MaskRCNN' } }), '--work-dir', work], ENV),
-    /'MaskRCNN' is not implemented yet/);
+    /model\.type: unknown model type 'MaskRCNN'; known: EncoderDecoder/);
   assertOneLineError(runTool('train.ts', [writeConfig('bad_head', { model: { decode_head: { type: 'PSPHead' } } }), '--work-dir', work], ENV),
     /model\.decode_head\.type: unknown decode head type 'PSPHead'; known: UPerHead, FCNHead/);
   // Missing base.
@@ -117,21 +117,24 @@ test('train.ts config errors exit 1 with a one-line cause', async () => {
   assert.ok(!existsSync(path.join(work, 'config.yaml')), 'a failed config must not leave a work dir behind');
 });
 
-test('buildSegmentor: in_channels from featureInfo, checkpoint kernel size wins, non-strict load is logged', async () => {
-  const { buildSegmentor } = await import('../src/models/build.ts');
-  const { createConv2Former } = await import('../src/backbone/conv2former.ts');
+test('buildModel: in_channels from featureInfo, checkpoint kernel size wins, non-strict load is logged', async () => {
+  const { buildModel } = await import('../src/models/build.ts');
+  const { EncoderDecoder } = await import('../src/models/encoder_decoder.ts');
+  const { createConv2Former, Conv2Former } = await import('../src/backbone/conv2former.ts');
   const { saveSafetensors } = await import('../src/nn/checkpoint.ts');
   const variant = { dims: [8, 16, 24, 32], depths: [1, 1, 1, 1], kernel_size: 7 };
   const src = createConv2Former({ dims: [8, 16, 24, 32], depths: [1, 1, 1, 1], kernelSize: 5 });
   const ckpt = path.join(tmp, 'bb.safetensors');
   await saveSafetensors(src, ckpt);
   const lines: string[] = [];
-  const model = await buildSegmentor({
+  const model = await buildModel({
     type: 'EncoderDecoder',
     backbone: { type: 'Conv2Former', variant, checkpoint: ckpt },
     decode_head: { type: 'UPerHead', channels: 8, num_classes: 3, norm_cfg: { type: 'BN' } },
     auxiliary_head: { type: 'FCNHead', in_index: 2, channels: 4, num_classes: 3, loss_weight: 0.4 },
-  }, 'cfg: model', { log: (l) => lines.push(l) });
+  }, { file: 'cfg', log: (l) => lines.push(l) });
+  assert.ok(model instanceof EncoderDecoder);
+  assert.ok(model.backbone instanceof Conv2Former);
   assert.equal(model.backbone.config.kernelSize, 5);
   assert.match(lines.join('\n'), /kernel size 5, the config says 7; using 5/);
   // The checkpoint has no out norms norm0..norm3 (weight + bias each): 8 missing, 0 unexpected.
@@ -143,8 +146,8 @@ test('buildSegmentor: in_channels from featureInfo, checkpoint kernel size wins,
   const got = model.backbone.stateDict();
   const key = 'stages.0.0.attn.att.2.weight';
   assert.deepEqual(Array.from(got.get(key)!.data as Float32Array), Array.from(sd.get(key)!.data as Float32Array));
-  await assert.rejects(buildSegmentor({ type: 'EncoderDecoder', backbone: { type: 'Conv2Former', variant: 'x' }, decode_head: { type: 'UPerHead', num_classes: 2 } }, 'm'),
-    /m\.backbone\.variant: unknown Conv2Former variant 'x'; known: n, t, s, b, l/);
-  await assert.rejects(buildSegmentor({ type: 'EncoderDecoder', backbone: { type: 'Conv2Former', variant: 't', dpr: 1 }, decode_head: { type: 'UPerHead', num_classes: 2 } }, 'm'),
-    /m\.backbone\.dpr: unknown key for Conv2Former/);
+  await assert.rejects(buildModel({ type: 'EncoderDecoder', backbone: { type: 'Conv2Former', variant: 'x' }, decode_head: { type: 'UPerHead', num_classes: 2 } }, { path: 'm' }),
+    /m\.backbone\.variant: expected one of 'n', 't', 's', 'b', 'l' or a dict, got "x"/);
+  await assert.rejects(buildModel({ type: 'EncoderDecoder', backbone: { type: 'Conv2Former', variant: 't', dpr: 1 }, decode_head: { type: 'UPerHead', num_classes: 2 } }, { path: 'm' }),
+    /m\.backbone\.dpr: unknown key 'dpr'; allowed: type, variant, drop_path_rate/);
 });

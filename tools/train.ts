@@ -11,7 +11,9 @@
  * - `train.data_parallel: N` (> 1) trains N model replicas on N threads, each on a slice of every batch
  *   (wasm/cpu backends, which use one core each; ignored on the native ones).
  * - Every `train.eval_interval` iterations (and at the end) the model is evaluated on `data.val` with
- *   the `test:` mode (mIoU tracked in `best.json`); the final metrics are printed at the end.
+ *   its `model.test_cfg` by the `val_evaluator` (default by the model's task); `train.best_metric`
+ *   (default the evaluator's: mIoU, bbox_mAP) is tracked in `best.json`; the final metrics are
+ *   printed at the end.
  */
 import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -24,12 +26,13 @@ import { dumpConfig, loadConfig, validateExperimentConfig, type ExperimentConfig
 import { buildDataset } from '../src/datasets/build.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
 import { AdamW } from '../src/engine/adamw.ts';
-import { evaluateSegmentor } from '../src/engine/evaluate_seg.ts';
+import { evaluateModel } from '../src/engine/evaluate.ts';
 import type { LrScheduleConfig } from '../src/engine/lr_schedule.ts';
 import { buildParamGroups } from '../src/engine/param_groups.ts';
 import { DataParallel } from '../src/engine/data_parallel.ts';
 import { Trainer } from '../src/engine/trainer.ts';
-import { buildSegmentor, PLANNED_MODELS, SEGMENTORS } from '../src/models/build.ts';
+import { buildEvaluator } from '../src/evaluation/build.ts';
+import { buildModel, validateModelConfig } from '../src/models/build.ts';
 import { runCli } from './cli.ts';
 
 function fmtMetric(v: number): string {
@@ -66,15 +69,8 @@ await runCli(async () => {
   const cfgPath = argv.config as string;
   const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [] });
   const cfg = validateExperimentConfig(raw, cfgPath);
-  const where = `${cfgPath}: model`;
-
-  const modelType = cfg.model.type;
-  if ((PLANNED_MODELS as readonly string[]).includes(modelType)) {
-    throw new Error(`${where}.type: training '${modelType}' is not implemented yet; implemented: ${SEGMENTORS.join(', ')}`);
-  }
-  if (!(SEGMENTORS as readonly string[]).includes(modelType)) {
-    throw new Error(`${where}.type: unknown model type '${modelType}'; known: ${[...SEGMENTORS, ...PLANNED_MODELS].join(', ')}`);
-  }
+  // The whole model block is checked before any data is scanned.
+  const modelType = validateModelConfig(cfg.model, cfgPath).type;
 
   const workDir = argv['work-dir'] ?? cfg.work_dir ?? join('work_dirs', basename(cfgPath, extname(cfgPath)));
   // Data-parallel threads take the cores themselves: then the wasm backend gets no pool of its own.
@@ -84,8 +80,9 @@ await runCli(async () => {
   const log = (line: string) => console.log(line);
   const trainSet = await buildDataset(cfg.data.train as Record<string, unknown>, `${cfgPath}: data.train`);
   const valSet = await buildDataset(cfg.data.val as Record<string, unknown>, `${cfgPath}: data.val`);
-  const model = await buildSegmentor(cfg.model as Record<string, unknown>, where, { log });
-  const numClasses = model.numClasses;
+  const model = await buildModel(cfg.model, { file: cfgPath, log });
+  const evaluator = buildEvaluator(cfg.val_evaluator, { task: model.task, dataset: valSet, numClasses: model.numClasses, file: cfgPath });
+  const bestMetric = cfg.train.best_metric ?? evaluator.defaultBestMetric;
 
   const seed = cfg.train.seed ?? 0;
   const loader = new DataLoader(trainSet, { batchSize: cfg.data.batch_size, shuffle: true, infinite: true, seed });
@@ -106,18 +103,8 @@ await runCli(async () => {
     paramGroups,
   });
 
-  const test = cfg.test ?? { mode: 'whole' as const, crop_size: undefined, stride: undefined };
   let last: { iter: number; metrics: Record<string, number> } | null = null;
-  const evalOnce = async (): Promise<Record<string, number>> => {
-    const m = await evaluateSegmentor(model, valSet, {
-      mode: test.mode as 'whole' | 'slide',
-      cropSize: test.crop_size as [number, number] | undefined,
-      stride: test.stride as [number, number] | undefined,
-      numClasses,
-      log,
-    });
-    return { aAcc: m.aAcc, mIoU: m.mIoU, mAcc: m.mAcc };
-  };
+  const evalOnce = async (): Promise<Record<string, number>> => (await evaluateModel(model, valSet, evaluator, { log })).metrics;
   let trainer: Trainer | null = null;
   const evaluate = async (): Promise<Record<string, number>> => {
     const metrics = await evalOnce();
@@ -133,7 +120,7 @@ await runCli(async () => {
   if (replicas > availableParallelism()) log(`note: train.data_parallel ${replicas} > ${availableParallelism()} CPU cores; the threads will share them`);
   let dataParallel: DataParallel | null = null;
   if (replicas > 1) {
-    dataParallel = await DataParallel.start(model, optimizer.variables, { workers: replicas, modelConfig: cfg.model as Record<string, unknown>, where });
+    dataParallel = await DataParallel.start(model, optimizer.variables, { workers: replicas, modelConfig: cfg.model, where: cfgPath });
   }
 
   mkdirSync(workDir, { recursive: true });
@@ -149,7 +136,7 @@ await runCli(async () => {
     checkpointInterval: cfg.train.checkpoint_interval,
     evalInterval: cfg.train.eval_interval,
     evaluate,
-    bestMetric: 'mIoU',
+    bestMetric,
     gradClip: cfg.train.grad_clip ?? null,
     accumulate: cfg.train.accumulate ?? 1,
     gradients: dataParallel ?? undefined,
@@ -178,8 +165,8 @@ await runCli(async () => {
       last = { iter: result.iter, metrics: await evalOnce() };
     }
     const m = (last as { metrics: Record<string, number> }).metrics;
-    log(`final (iter ${result.iter}): aAcc ${fmtMetric(m.aAcc)}  mIoU ${fmtMetric(m.mIoU)}  mAcc ${fmtMetric(m.mAcc)}` +
-      (trainer.best ? `  (best mIoU ${fmtMetric(trainer.best.value!)} at iter ${trainer.best.iter})` : ''));
+    log(`final (iter ${result.iter}): ${Object.entries(m).map(([k, v]) => `${k} ${fmtMetric(v)}`).join('  ')}` +
+      (trainer.best ? `  (best ${bestMetric} ${fmtMetric(trainer.best.value!)} at iter ${trainer.best.iter})` : ''));
     log(`checkpoints in ${workDir} (latest.json, best.json)`);
   }
 });

@@ -3,40 +3,13 @@
  * other builders (the model beyond its backbone/head basics, dataset blocks, pipelines, test
  * augmentation) are open or `any()` here and validated by those builders.
  */
+import { ConfigError, where } from './errors.ts';
 import { any, int, list, nul, num, obj, oneOf, optional, refine, str, validate, type Infer } from './schema.ts';
 
-/** The official Conv2Former variant names (see src/backbone/conv2former.ts). */
-export const BACKBONE_VARIANTS = ['n', 't', 's', 'b', 'l'] as const;
-
 const positiveInt = int({ min: 1 });
-const pair = list(positiveInt, { len: 2 });
 
-/** A custom Conv2Former: four stages. */
-const customVariant = obj({
-  dims: list(positiveInt, { len: 4 }),
-  depths: list(positiveInt, { len: 4 }),
-  kernel_size: optional(positiveInt),
-});
-
-/** Backbone: the shared keys are checked; its other options belong to the model builder. */
-const backbone = obj(
-  {
-    type: str(),
-    variant: optional(oneOf(str({ enum: BACKBONE_VARIANTS }), customVariant)),
-    drop_path_rate: optional(num({ min: 0, max: 1 })),
-    checkpoint: optional(oneOf(str(), nul())),
-  },
-  { open: true },
-);
-
-const model = obj(
-  {
-    type: str(),
-    backbone: optional(backbone),
-    decode_head: optional(obj({ num_classes: positiveInt }, { open: true })),
-  },
-  { open: true },
-);
+/** The model block: its builder (src/models/build.ts, one `type:` table) validates the rest. */
+const model = obj({ type: str() }, { open: true });
 
 /** A dataset block: the dataset builder validates it; only its `type` is required here. */
 const dataset = obj({ type: str() }, { open: true });
@@ -50,12 +23,11 @@ const data = obj({
 });
 
 const optimizer = obj({
-  type: str({ enum: ['AdamW', 'SGD'] }),
+  type: str({ enum: ['AdamW'] }),
   lr: num({ min: 0 }),
   weight_decay: num({ min: 0 }),
   betas: optional(list(num({ min: 0, max: 1 }), { len: 2 })),
   eps: optional(num({ min: 0 })),
-  momentum: optional(num({ min: 0, max: 1 })),
   paramwise_cfg: optional(
     obj({
       layer_decay_rate: optional(num({ min: 0, max: 1 })),
@@ -88,18 +60,9 @@ const train = obj({
   accumulate: optional(positiveInt),
   data_parallel: optional(positiveInt),
   seed: optional(int()),
+  /** The metric tracked for `best.json` (default: the evaluator's, e.g. mIoU or bbox_mAP). */
+  best_metric: optional(str()),
 });
-
-const test = refine(
-  obj({
-    mode: str({ enum: ['whole', 'slide'] }),
-    crop_size: optional(pair),
-    stride: optional(pair),
-    aug: optional(any()),
-  }),
-  // Sliding-window inference cannot guess its window.
-  (t) => (t.mode === 'slide' && (!t.crop_size || !t.stride) ? "mode 'slide' needs 'crop_size' and 'stride'" : undefined),
-);
 
 /** The schema of a whole experiment config (after `_base_` merging and overrides). */
 export const experimentSchema = obj({
@@ -108,7 +71,8 @@ export const experimentSchema = obj({
   optimizer,
   schedule,
   train,
-  test: optional(test),
+  /** The evaluator: validated by src/evaluation/build.ts (default by the model's task). */
+  val_evaluator: optional(any()),
   work_dir: optional(str()),
 });
 
@@ -121,5 +85,10 @@ export type ExperimentConfig = Infer<typeof experimentSchema>;
  * @throws ConfigError naming the key path, the bad value and what is allowed.
  */
 export function validateExperimentConfig(cfg: unknown, file?: string): ExperimentConfig {
+  if (typeof cfg === 'object' && cfg !== null && Object.hasOwn(cfg, 'test')) {
+    // The pre-detection layout; say where it went rather than only "unknown key".
+    throw new ConfigError(`${where(file, 'test')}: moved to model.test_cfg (MMSeg/MMDet layout: model.train_cfg and model.test_cfg)`,
+      { file, path: 'test', value: (cfg as Record<string, unknown>).test, allowed: 'model.test_cfg' });
+  }
   return validate(experimentSchema, cfg, '', file);
 }

@@ -231,3 +231,35 @@ export function refine<T>(schema: Schema<T>, rule: (value: T) => string | undefi
 export function validate<T>(schema: Schema<T>, value: unknown, path = '', file?: string): T {
   return schema.check(value, path, file);
 }
+
+/** The validated block of a {@link byType} table entry. */
+export type TypedBlock<T extends Record<string, Schema<unknown>>> = { [K in keyof T]: Infer<T[K]> & { type: K } }[keyof T];
+
+/**
+ * A `{type: NAME, ...}` block validated by the schema of its type in `table` (each entry an
+ * {@link obj} with a `type` field). An unknown or missing type lists the known ones.
+ * @param kind what the types are, for messages: `'model type'`, `'decode head type'`.
+ */
+export function byType<T extends Record<string, Schema<unknown>>>(kind: string, table: T): Schema<TypedBlock<T>> {
+  const known = Object.keys(table);
+  return {
+    kind: 'dict',
+    expected: `a dict with 'type' (${kind}: ${known.join(', ')})`,
+    check(v, path, file) {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return expectedGot(file, path, `a dict with 'type' (${kind})`, v);
+      const t = (v as Record<string, unknown>).type;
+      const at = child(path, 'type');
+      if (typeof t !== 'string') return fail(file, at, `expected a ${kind} (${known.join(', ')}), got ${formatValue(t)}`, { value: t, allowed: known });
+      if (!Object.hasOwn(table, t)) return fail(file, at, `unknown ${kind} '${t}'; known: ${known.join(', ')}${didYouMean(t, known)}`, { value: t, allowed: known });
+      return table[t].check(v, path, file) as TypedBlock<T>;
+    },
+  };
+}
+
+/** The lookup behind a `type:` table for builders that validate with their own schema. */
+export function lookupType<E>(table: Readonly<Record<string, E>>, name: unknown, kind: string, path: string, file?: string): E {
+  const known = Object.keys(table);
+  if (typeof name === 'string' && Object.hasOwn(table, name)) return table[name];
+  const what = typeof name === 'string' ? `unknown ${kind} '${name}'; known: ${known.join(', ')}${didYouMean(name, known)}` : `expected a ${kind} (${known.join(', ')}), got ${formatValue(name)}`;
+  return fail(file, path, what, { value: name, allowed: known });
+}

@@ -21,4 +21,8 @@ export interface Dataset {
   aspectGroup?(index: number): 0 | 1;
   /** Samples skipped as bad so far. */
   readonly badSamples: number;
+  /** Class names, label order (when the dataset knows them). */
+  readonly classes?: readonly string[];
+  /** An RGB colour per class, for visualisations. */
+  readonly palette?: readonly (readonly [number, number, number])[];
 }

@@ -27,7 +27,7 @@ export interface WorkerInit {
   rank: number;
   /** tfjs backend name to activate (`wasm` or `cpu`). */
   backend: string;
-  /** The experiment's `model:` block and its config path for messages. */
+  /** The experiment's `model:` block and its config file for messages. */
   modelConfig: Record<string, unknown>;
   where: string;
 }
@@ -101,7 +101,7 @@ export interface DataParallelOptions {
   workers: number;
   /** The experiment's `model:` block: each worker builds its replica from it. */
   modelConfig: Record<string, unknown>;
-  /** Config path and key for messages, e.g. `configs/x.yaml: model`. */
+  /** The config file, for messages. */
   where: string;
 }
 

@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.ts';
 import { unpackBatch } from '../datasets/batch_transfer.ts';
-import { buildSegmentor } from '../models/build.ts';
+import { buildModel } from '../models/build.ts';
 import { manualSeed } from '../nn/random.ts';
 import type { GradRequest, WorkerInit, WorkerReply } from './data_parallel.ts';
 import { batchGradients } from './gradients.ts';
@@ -17,7 +17,7 @@ const send = (r: WorkerReply, transfer: ArrayBuffer[] = []) => port.postMessage(
 
 try {
   await initBackend(init.backend, { quiet: true, wasmThreads: 1 });
-  const model = await buildSegmentor(init.modelConfig, init.where, { log: () => {} });
+  const model = await buildModel(init.modelConfig, { file: init.where, log: () => {} });
   model.train();
   const params = model.namedParameters();
   const trainable = params.filter(([, p]) => p.trainable);

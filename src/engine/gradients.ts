@@ -6,16 +6,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Module } from '../nn/module.ts';
 import type { Batch } from '../datasets/collate.ts';
+import { sumLosses, type Model } from '../models/model.ts';
 
-/** A model the trainer can train: named outputs; keys containing 'loss' are summed into the total. */
-export interface TrainableModel extends Module {
-  forwardTrain(batch: Batch): Record<string, tf.Scalar>;
-}
+/** What the trainer needs of a {@link Model}: named outputs whose `*loss*` keys are summed. */
+export type TrainableModel = Module & Pick<Model, 'loss'>;
 
 /** Gradients keyed by variable name (as `tf.variableGrads`), each output's value, and the total loss. */
 export interface BatchGradients {
   grads: Record<string, tf.Tensor>;
-  /** Every output of `forwardTrain` (losses and e.g. accuracies), as numbers. */
+  /** Every output of `loss` (losses and e.g. accuracies), as numbers. */
   parts: Record<string, number>;
   /** Sum of the `*loss*` outputs. */
   total: number;
@@ -33,14 +32,9 @@ export interface GradientSource {
 export function batchGradients(model: TrainableModel, batch: Batch, vars: tf.Variable[]): BatchGradients {
   const parts: Record<string, number> = {};
   const r = tf.variableGrads(() => {
-    const out = model.forwardTrain(batch);
-    let sum: tf.Scalar | null = null;
-    for (const [key, v] of Object.entries(out)) {
-      parts[key] = v.dataSync()[0];
-      if (key.includes('loss')) sum = sum ? tf.add(sum, v) as tf.Scalar : v;
-    }
-    if (!sum) throw new Error(`Trainer: forwardTrain returned no '*loss*' output (keys: ${Object.keys(out).join(', ')})`);
-    return sum;
+    const out = model.loss(batch);
+    for (const [key, v] of Object.entries(out)) parts[key] = v.dataSync()[0];
+    return sumLosses(out);
   }, vars);
   const total = r.value.dataSync()[0];
   r.value.dispose();

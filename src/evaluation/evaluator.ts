@@ -7,11 +7,11 @@ import type { ImgMeta } from '../datasets/collate.ts';
 import type { Sample } from '../datasets/transforms/types.ts';
 import type { Prediction } from '../structures/prediction.ts';
 
-/** One evaluated image: its dataset index, the sample the pipeline produced and its batch meta. */
+/** One evaluated image: its dataset index, its batch meta and (when loaded) the pipeline's sample. */
 export interface EvalItem {
   index: number;
-  sample: Sample;
   meta: ImgMeta;
+  sample?: Sample;
 }
 
 export interface EvalResult {

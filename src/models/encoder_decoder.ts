@@ -2,12 +2,13 @@
  * mmseg `EncoderDecoder`: backbone → decode head (+ auxiliary head in training), keys `backbone.*`,
  * `decode_head.*`, `auxiliary_head.*`.
  *
- * Training: `forwardTrain(batch)` → `{'decode.loss_ce', 'decode.acc', 'aux.loss_ce', 'aux.acc'}`;
+ * Training: `loss(batch)` → `{'decode.loss_ce', 'decode.acc', 'aux.loss_ce', 'aux.acc'}`;
  * the logits of each head are resized bilinearly (align_corners=False) to the label size before the
  * loss; `aux.loss_ce` already carries the auxiliary loss weight. A trainer sums the keys containing
- * 'loss' (see `sumLosses`).
+ * 'loss' (see `sumLosses` in model.ts).
  *
- * Inference (`predict` / `inferenceLogits`):
+ * Inference (`predict(batch)` with the model's `test_cfg`, or `segment` / `inferenceLogits` with
+ * explicit options):
  *  - `whole`: logits of the whole (padded) batch resized to the input size;
  *  - `slide`: mmseg `slide_inference` — crops of `cropSize` every `stride`, the last row/column of
  *    crops shifted back to end at the border, each crop's logits resized to the crop size, summed
@@ -19,19 +20,35 @@
  *    with a single view `inferenceLogits` returns raw logits.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Conv2Former } from '../backbone/conv2former.ts';
+import type { Backbone } from '../backbone/backbone.ts';
 import type { Batch, ImgMeta } from '../datasets/collate.ts';
+import type { Prediction } from '../structures/prediction.ts';
+import type { Model, ModelPredictOptions, Task } from './model.ts';
 import { Module } from '../nn/module.ts';
 import { resizeBilinear } from '../ops/resize.ts';
 import type { FCNHead } from '../heads/seg/fcn_head.ts';
 import type { BaseDecodeHead } from '../heads/seg/decode_head.ts';
 
 export interface EncoderDecoderOptions {
-  backbone: Conv2Former;
+  backbone: Backbone;
   decodeHead: BaseDecodeHead;
   auxiliaryHead?: FCNHead;
   alignCorners?: boolean;
+  /** What `predict(batch)` does (default whole-image inference, TTA flip + MMSeg's scales). */
+  testCfg?: SegTestCfg;
 }
+
+/** mmseg `test_cfg` of a segmentor: whole/slide inference and the test-time augmentation views. */
+export interface SegTestCfg {
+  mode: 'whole' | 'slide';
+  cropSize?: [number, number];
+  stride?: [number, number];
+  /** Views used when `predict` is asked for test-time augmentation. */
+  aug: { scales: number[]; flip: boolean };
+}
+
+/** MMSeg's TTA scales (`img_ratios`). */
+export const DEFAULT_TTA_SCALES = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75];
 
 export interface PredictOptions {
   mode?: 'whole' | 'slide';
@@ -45,16 +62,12 @@ export interface PredictOptions {
   scales?: number[];
 }
 
-/** Sums the entries whose key contains 'loss' (what a trainer optimises). */
-export function sumLosses(losses: Record<string, tf.Scalar>): tf.Scalar {
-  const keys = Object.keys(losses).filter((k) => k.includes('loss'));
-  return tf.tidy(() => tf.addN(keys.map((k) => losses[k])) as tf.Scalar);
-}
-
-export class EncoderDecoder extends Module {
-  readonly backbone: Conv2Former;
+export class EncoderDecoder extends Module implements Model {
+  readonly task: Task = 'segmentation';
+  readonly backbone: Backbone;
   readonly decodeHead: BaseDecodeHead;
   readonly auxiliaryHead?: FCNHead;
+  testCfg: SegTestCfg;
 
   constructor(opts: EncoderDecoderOptions) {
     super();
@@ -62,6 +75,7 @@ export class EncoderDecoder extends Module {
     this.backbone = this.addModule('backbone', opts.backbone);
     this.decodeHead = this.addModule('decode_head', opts.decodeHead);
     if (opts.auxiliaryHead) this.auxiliaryHead = this.addModule('auxiliary_head', opts.auxiliaryHead);
+    this.testCfg = opts.testCfg ?? { mode: 'whole', aug: { scales: DEFAULT_TTA_SCALES, flip: true } };
   }
 
   get numClasses(): number {
@@ -83,9 +97,9 @@ export class EncoderDecoder extends Module {
   }
 
   /** Losses of one batch (needs `batch.gtSegMaps`); call inside `tf.variableGrads` / a tidy. */
-  forwardTrain(batch: Batch): Record<string, tf.Scalar> {
+  loss(batch: Batch): Record<string, tf.Scalar> {
     const labels = batch.gtSegMaps;
-    if (!labels) throw new Error('EncoderDecoder.forwardTrain: batch has no gtSegMaps');
+    if (!labels) throw new Error('EncoderDecoder.loss: batch has no gtSegMaps');
     return tf.tidy(() => {
       const feats = this.extractFeat(batch.imgs);
       const out: Record<string, tf.Scalar> = {};
@@ -184,8 +198,18 @@ export class EncoderDecoder extends Module {
     });
   }
 
+  /** {@link Model.predict}: label maps at the original image size, inference as `testCfg` says. */
+  predict(batch: Batch, opts: ModelPredictOptions = {}): Prediction[] {
+    const t = this.testCfg;
+    const maps = this.segment(batch.imgs, batch.metas, {
+      mode: t.mode, cropSize: t.cropSize, stride: t.stride,
+      ...(opts.augTest ? { flip: t.aug.flip, scales: t.aug.scales } : {}),
+    });
+    return maps.map((data, i) => ({ semSeg: { data, height: batch.metas[i].oriShape[0], width: batch.metas[i].oriShape[1] } }));
+  }
+
   /** Per-image label maps (`Int32Array`, row-major at `oriShape`). */
-  predict(imgs: tf.Tensor4D, metas: ImgMeta[], opts: PredictOptions = {}): Int32Array[] {
+  segment(imgs: tf.Tensor4D, metas: ImgMeta[], opts: PredictOptions = {}): Int32Array[] {
     const logits = this.inferenceLogits(imgs, metas, opts);
     try {
       return logits.map((l) => {

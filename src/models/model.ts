@@ -41,3 +41,14 @@ export function sumLosses(losses: Record<string, tf.Scalar>): tf.Scalar {
   if (keys.length === 0) throw new Error(`sumLosses: no '*loss*' output among ${Object.keys(losses).join(', ') || '(none)'}`);
   return tf.tidy(() => (keys.length === 1 ? tf.clone(losses[keys[0]]) : tf.addN(keys.map((k) => losses[k]))) as tf.Scalar);
 }
+
+/** What a model builder gets besides its validated block. */
+export interface ModelBuildOptions {
+  /** The config file and the block's key path (`model`), for errors. */
+  file?: string;
+  path: string;
+  /** Informational lines (checkpoint loading). */
+  log: (line: string) => void;
+  /** Read the backbone's `checkpoint` (default true; false when a full checkpoint follows). */
+  loadCheckpoint?: boolean;
+}

@@ -6,7 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../../nn/module.ts';
 import { ConvModule } from './conv_module.ts';
+import { bool, int, obj, optional, refine, str, type Infer } from '../../config/schema.ts';
 import { BaseDecodeHead, type DecodeHeadOptions } from './decode_head.ts';
+import { DECODE_HEAD_FIELDS, decodeHeadOptions, headError, noDoubleLossWeight, type HeadSite } from './head_config.ts';
 
 export interface FCNHeadOptions extends DecodeHeadOptions {
   inChannels: number;
@@ -63,4 +65,37 @@ export class FCNHead extends BaseDecodeHead {
       return this.clsSeg(feat);
     });
   }
+}
+
+/** `{type: FCNHead, in_channels?, in_index (default 2), num_convs, concat_input, kernel_size, dilation, ...}`. */
+export const fcnHeadSchema = refine(
+  obj({
+    type: str({ enum: ['FCNHead'] }),
+    ...DECODE_HEAD_FIELDS,
+    in_channels: optional(int({ min: 1 })),
+    in_index: optional(int({ min: 0 }), 2),
+    num_convs: optional(int({ min: 0 })),
+    concat_input: optional(bool()),
+    kernel_size: optional(int({ min: 1 })),
+    dilation: optional(int({ min: 1 })),
+  }),
+  noDoubleLossWeight,
+);
+
+/** An FCNHead on backbone output `in_index` (`channels[i]` of output i). */
+export function buildFCNHead(b: Infer<typeof fcnHeadSchema>, channels: readonly number[], site: HeadSite): FCNHead {
+  const idx = b.in_index;
+  if (idx >= channels.length) throw headError(site, 'in_index', `${idx} but the backbone returns ${channels.length} feature maps`, idx, `an integer < ${channels.length}`);
+  if (b.in_channels !== undefined && b.in_channels !== channels[idx]) {
+    throw headError(site, 'in_channels', `${b.in_channels} does not match backbone output ${idx} (${channels[idx]} channels)`, b.in_channels);
+  }
+  return new FCNHead({
+    ...decodeHeadOptions(b),
+    inChannels: channels[idx],
+    inIndex: idx,
+    ...(b.num_convs !== undefined ? { numConvs: b.num_convs } : {}),
+    ...(b.concat_input !== undefined ? { concatInput: b.concat_input } : {}),
+    ...(b.kernel_size !== undefined ? { kernelSize: b.kernel_size } : {}),
+    ...(b.dilation !== undefined ? { dilation: b.dilation } : {}),
+  });
 }

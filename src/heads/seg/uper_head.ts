@@ -8,7 +8,9 @@ import { Module } from '../../nn/module.ts';
 import { ModuleList } from '../../nn/container.ts';
 import { adaptiveAvgPool2d, resizeBilinear } from '../../ops/resize.ts';
 import { ConvModule, type NormOptions } from './conv_module.ts';
+import { int, list, obj, optional, refine, str, type Infer } from '../../config/schema.ts';
 import { BaseDecodeHead, type DecodeHeadOptions } from './decode_head.ts';
+import { DECODE_HEAD_FIELDS, decodeHeadOptions, headError, noDoubleLossWeight, type HeadSite } from './head_config.ts';
 
 /** One PPM branch: `0` = AdaptiveAvgPool2d (no parameters), `1` = 1x1 ConvModule. */
 class PPMBranch extends Module {
@@ -81,4 +83,28 @@ export class UPerHead extends BaseDecodeHead {
       return this.clsSeg(feat);
     });
   }
+}
+
+/** `decode_head: {type: UPerHead, in_channels?, in_index?, pool_scales?, ...DECODE_HEAD_FIELDS}`. */
+export const uperHeadSchema = refine(
+  obj({
+    type: str({ enum: ['UPerHead'] }),
+    ...DECODE_HEAD_FIELDS,
+    in_channels: optional(list(int({ min: 1 }))),
+    in_index: optional(list(int({ min: 0 }))),
+    pool_scales: optional(list(int({ min: 1 }))),
+  }),
+  noDoubleLossWeight,
+);
+
+/** A UPerHead over every backbone output (`channels[i]` of output i). */
+export function buildUPerHead(b: Infer<typeof uperHeadSchema>, channels: readonly number[], site: HeadSite): UPerHead {
+  const want = channels.map((_, i) => i);
+  if (b.in_index !== undefined && b.in_index.join() !== want.join()) {
+    throw headError(site, 'in_index', `UPerHead takes every backbone output ([${want.join(', ')}]), got [${b.in_index.join(', ')}]`, b.in_index);
+  }
+  if (b.in_channels !== undefined && b.in_channels.join() !== channels.join()) {
+    throw headError(site, 'in_channels', `[${b.in_channels.join(', ')}] does not match the backbone outputs [${channels.join(', ')}]`, b.in_channels);
+  }
+  return new UPerHead({ ...decodeHeadOptions(b), inChannels: [...channels], ...(b.pool_scales ? { poolScales: b.pool_scales } : {}) });
 }

@@ -1,0 +1,112 @@
+/**
+ * MMDet `CocoMetric` as an {@link Evaluator}: detections become COCO results (boxes `x, y, w, h`,
+ * COCO category ids, masks as compressed RLE with string counts), then `src/coco`'s COCOeval gives
+ * pycocotools' numbers per iou type. Metric keys as MMDet: `bbox_mAP`, `bbox_mAP_50`, `bbox_mAP_75`,
+ * `bbox_mAP_s`, `bbox_mAP_m`, `bbox_mAP_l` (and `segm_*`).
+ */
+import { COCO } from '../coco/coco.ts';
+import { COCOeval } from '../coco/cocoeval.ts';
+import { encode } from '../coco/mask.ts';
+import type { CocoResult } from '../coco/types.ts';
+import { masksToBitmaps } from '../structures/masks.ts';
+import { numInstances, type Instances } from '../structures/instances.ts';
+import type { Prediction } from '../structures/prediction.ts';
+import type { EvalItem, EvalResult, Evaluator } from './evaluator.ts';
+
+export type CocoIouType = 'bbox' | 'segm';
+
+export interface CocoMetricOptions {
+  /** The ground truth. */
+  coco: COCO;
+  /** COCO category id of each contiguous label. */
+  label2cat: readonly number[];
+  /** Iou types to evaluate (default bbox and segm). */
+  metrics?: readonly CocoIouType[];
+}
+
+const SUFFIXES = ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l'];
+
+/**
+ * COCO results of one image's detections (`instances` at the original image size).
+ * @param imageId the COCO image id; `label2cat[label]` the category id.
+ */
+export function instancesToCocoResults(imageId: number, inst: Instances, label2cat: readonly number[], iouType: CocoIouType): CocoResult[] {
+  const n = numInstances(inst);
+  if (!inst.scores) throw new Error(`COCO results of image ${imageId}: detections need scores`);
+  const bitmaps = iouType === 'segm' ? (inst.masks ? masksToBitmaps(inst.masks) : null) : null;
+  if (iouType === 'segm' && !bitmaps) throw new Error(`COCO results of image ${imageId}: segm needs masks`);
+  const out: CocoResult[] = [];
+  for (let i = 0; i < n; i++) {
+    const cat = label2cat[inst.labels[i]];
+    if (cat === undefined) throw new Error(`COCO results of image ${imageId}: label ${inst.labels[i]} has no category (${label2cat.length} classes)`);
+    const [x1, y1, x2, y2] = inst.boxes.subarray(i * 4, i * 4 + 4);
+    const r: CocoResult = { image_id: imageId, category_id: cat, score: inst.scores[i] };
+    if (bitmaps) r.segmentation = encode(bitmaps.masks[i], bitmaps.height, bitmaps.width);
+    else r.bbox = [x1, y1, x2 - x1, y2 - y1];
+    out.push(r);
+  }
+  return out;
+}
+
+export class CocoMetric implements Evaluator {
+  readonly type = 'CocoMetric';
+  readonly metrics: readonly CocoIouType[];
+  private results: Record<CocoIouType, CocoResult[]> = { bbox: [], segm: [] };
+  private imageIds = new Set<number>();
+
+  constructor(private readonly opts: CocoMetricOptions) {
+    this.metrics = opts.metrics ?? ['bbox', 'segm'];
+    if (this.metrics.length === 0) throw new Error('CocoMetric: metrics must name bbox and/or segm');
+  }
+
+  get defaultBestMetric(): string {
+    return `${this.metrics[0]}_mAP`;
+  }
+
+  reset(): void {
+    this.results = { bbox: [], segm: [] };
+    this.imageIds = new Set();
+  }
+
+  async process(items: readonly EvalItem[], results: readonly Prediction[]): Promise<void> {
+    items.forEach((it, k) => {
+      const id = it.meta.imageId;
+      if (id === undefined) throw new Error(`CocoMetric: sample ${it.index} has no COCO image id`);
+      const inst = results[k]?.instances;
+      if (!inst) throw new Error(`CocoMetric: the prediction of sample ${it.index} has no instances`);
+      this.imageIds.add(id);
+      for (const t of this.metrics) this.results[t].push(...instancesToCocoResults(id, inst, this.opts.label2cat, t));
+    });
+  }
+
+  /** The COCO results gathered so far (what `--out` writes), per iou type. */
+  cocoResults(iouType: CocoIouType): readonly CocoResult[] {
+    return this.results[iouType];
+  }
+
+  evaluate(): EvalResult {
+    const metrics: Record<string, number> = {};
+    const report: string[] = [];
+    const json: Record<string, unknown> = {};
+    const imgIds = [...this.imageIds].sort((a, b) => a - b);
+    for (const t of this.metrics) {
+      const res = this.results[t];
+      report.push(`Evaluating ${t}...`);
+      if (res.length === 0) {
+        // pycocotools cannot load an empty result list; every AP of no detection is 0.
+        report.push(`no ${t} detections in ${imgIds.length} images: every AP is 0`);
+        for (const s of SUFFIXES) metrics[`${t}_${s}`] = 0;
+        json[t] = { stats: new Array(12).fill(0), per_category_ap: {} };
+        continue;
+      }
+      const ev = new COCOeval(this.opts.coco, this.opts.coco.loadRes(res), t);
+      ev.params.imgIds = imgIds;
+      ev.evaluate();
+      ev.accumulate();
+      report.push(...ev.summarize(null));
+      SUFFIXES.forEach((s, i) => { metrics[`${t}_${s}`] = ev.stats[i]; });
+      json[t] = { stats: ev.stats, per_category_ap: Object.fromEntries([...ev.perCategoryAP()].map(([id, ap]) => [String(id), ap])) };
+    }
+    return { metrics, report: report.join('\n'), json };
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * What `tools/test.ts --out / --show-dir` write for each prediction, per task:
+ * - segmentation: `--out DIR` label maps as 8-bit grayscale PNGs of class ids (`<stem>.png`);
+ *   `--show-dir DIR` the prediction in the dataset's palette blended 50% over the image;
+ * - detection: `--out FILE.json` the COCO results (`FILE.bbox.json`, `FILE.segm.json` when masks).
+ * Files are written atomically.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import type { Dataset } from '../datasets/dataset.ts';
+import { writeFileAtomic } from '../io/atomic_write.ts';
+import type { Prediction } from '../structures/prediction.ts';
+import { instancesToCocoResults } from './coco_evaluator.ts';
+import type { EvalItem } from './evaluator.ts';
+import type { CocoResult } from '../coco/types.ts';
+
+export interface PredictionWriter {
+  write(item: EvalItem, pred: Prediction): Promise<void>;
+  /** Finishes (writes what was gathered) and says where the outputs are. */
+  finish(): Promise<string>;
+}
+
+export interface WriterOptions {
+  task: 'segmentation' | 'detection';
+  dataset: Dataset;
+  numClasses: number;
+  out?: string;
+  showDir?: string;
+}
+
+/** A deterministic palette for datasets without one. */
+function defaultPalette(k: number): [number, number, number][] {
+  let s = 7;
+  const r = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 24);
+  return Array.from({ length: k }, () => [r(), r(), r()] as [number, number, number]);
+}
+
+/** The file stem of an item: the dataset's pair stem, the image's name, or the index. */
+function stemOf(ds: Dataset, item: EvalItem): string {
+  const pairs = (ds as Dataset & { pairs?: readonly { stem?: string }[] }).pairs;
+  const p = item.meta.imgPath;
+  return pairs?.[item.index]?.stem ?? (p ? path.basename(p, path.extname(p)) : String(item.index).padStart(6, '0'));
+}
+
+async function writePng(file: string, data: Uint8Array, w: number, h: number, channels: 1 | 3): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const img = sharp(data, { raw: { width: w, height: h, channels } });
+  await writeFileAtomic(file, await (channels === 1 ? img.toColourspace('b-w') : img).png().toBuffer());
+}
+
+function semSegOf(item: EvalItem, pred: Prediction) {
+  if (!pred.semSeg) throw new Error(`sample ${item.index}: the prediction has no semantic map`);
+  return pred.semSeg;
+}
+
+function labelMapWriter(o: WriterOptions, dir: string): PredictionWriter {
+  return {
+    write: async (item, pred) => {
+      const s = semSegOf(item, pred);
+      await writePng(path.join(dir, `${stemOf(o.dataset, item)}.png`), Uint8Array.from(s.data), s.width, s.height, 1);
+    },
+    finish: async () => `predicted label maps in ${dir}`,
+  };
+}
+
+function overlayWriter(o: WriterOptions, dir: string): PredictionWriter {
+  const own = o.dataset.palette;
+  const palette = own && own.length >= o.numClasses ? own : defaultPalette(o.numClasses);
+  return {
+    write: async (item, pred) => {
+      const s = semSegOf(item, pred);
+      const imgPath = item.meta.imgPath;
+      if (!imgPath) throw new Error(`--show-dir: sample ${item.index} has no image path`);
+      const { data, info } = await sharp(imgPath).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+      if (info.width !== s.width || info.height !== s.height) throw new Error(`--show-dir: ${imgPath} is ${info.width}x${info.height}, prediction ${s.width}x${s.height}`);
+      const c = info.channels;
+      const out = new Uint8Array(s.width * s.height * 3);
+      for (let p = 0; p < s.width * s.height; p++) {
+        const col = palette[s.data[p]] ?? [0, 0, 0];
+        for (let k = 0; k < 3; k++) out[p * 3 + k] = Math.round(0.5 * data[p * c + k] + 0.5 * col[k]);
+      }
+      await writePng(path.join(dir, `${stemOf(o.dataset, item)}.png`), out, s.width, s.height, 3);
+    },
+    finish: async () => `overlays in ${dir}`,
+  };
+}
+
+function cocoResultsWriter(o: WriterOptions, file: string): PredictionWriter {
+  const label2cat = (o.dataset as Dataset & { label2cat?: readonly number[] }).label2cat;
+  if (!label2cat) throw new Error('--out: COCO results need a COCO-format dataset (category ids)');
+  const res: Record<'bbox' | 'segm', CocoResult[]> = { bbox: [], segm: [] };
+  const stem = file.replace(/\.json$/, '');
+  return {
+    write: async (item, pred) => {
+      const inst = pred.instances;
+      const id = item.meta.imageId;
+      if (!inst || id === undefined) throw new Error(`--out: sample ${item.index} has no instances or no image id`);
+      res.bbox.push(...instancesToCocoResults(id, inst, label2cat, 'bbox'));
+      if (inst.masks) res.segm.push(...instancesToCocoResults(id, inst, label2cat, 'segm'));
+    },
+    finish: async () => {
+      await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+      const files = [`${stem}.bbox.json`, ...(res.segm.length ? [`${stem}.segm.json`] : [])];
+      await writeFileAtomic(files[0], JSON.stringify(res.bbox));
+      if (files[1]) await writeFileAtomic(files[1], JSON.stringify(res.segm));
+      return `COCO results in ${files.join(', ')}`;
+    },
+  };
+}
+
+/** The writers `--out` / `--show-dir` ask for. */
+export async function buildPredictionWriters(o: WriterOptions): Promise<PredictionWriter[]> {
+  const writers: PredictionWriter[] = [];
+  if (o.task === 'segmentation') {
+    if (o.out) writers.push(labelMapWriter(o, o.out));
+    if (o.showDir) writers.push(overlayWriter(o, o.showDir));
+  } else {
+    if (o.out) writers.push(cocoResultsWriter(o, o.out));
+    if (o.showDir) throw new Error('--show-dir: drawing detections is not implemented yet; use --out for the COCO results');
+  }
+  for (const dir of [o.task === 'segmentation' ? o.out : undefined, o.showDir]) if (dir) await mkdir(dir, { recursive: true });
+  return writers;
+}
