@@ -21,7 +21,7 @@ import { kernelSizeFromStateDict } from '../backbone/conv2former_checkpoint.ts';
 import { FCNHead } from '../heads/seg/fcn_head.ts';
 import { UPerHead } from '../heads/seg/uper_head.ts';
 import type { BaseDecodeHead } from '../heads/seg/decode_head.ts';
-import type { NormOptions } from '../heads/seg/conv_module.ts';
+import type { NormOptions } from '../nn/conv_module.ts';
 import type { OhemOptions } from '../ops/pixel_sampler.ts';
 import { readCheckpointFile } from '../nn/checkpoint.ts';
 import { EncoderDecoder } from './encoder_decoder.ts';

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../../nn/module.ts';
-import { ConvModule } from './conv_module.ts';
+import { ConvModule } from '../../nn/conv_module.ts';
 import { BaseDecodeHead, type DecodeHeadOptions } from './decode_head.ts';
 
 export interface FCNHeadOptions extends DecodeHeadOptions {

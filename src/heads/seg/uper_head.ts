@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from '../../nn/module.ts';
 import { ModuleList } from '../../nn/container.ts';
 import { adaptiveAvgPool2d, resizeBilinear } from '../../ops/resize.ts';
-import { ConvModule, type NormOptions } from './conv_module.ts';
+import { ConvModule, type NormOptions } from '../../nn/conv_module.ts';
 import { BaseDecodeHead, type DecodeHeadOptions } from './decode_head.ts';
 
 /** One PPM branch: `0` = AdaptiveAvgPool2d (no parameters), `1` = 1x1 ConvModule. */
