@@ -36,8 +36,9 @@ import {
   tuple,
   type PyValue,
 } from './helpers/torch_zip_writer.ts';
+import { TINY_CKPT } from './helpers/fixtures.ts';
 
-const FIXTURE = path.resolve(import.meta.dirname, '../../shared/fixtures/conv2former-tiny/ckpt.pth');
+const FIXTURE = TINY_CKPT;
 const TMP = mkdtempSync(path.join(tmpdir(), 'io-test-'));
 process.on('exit', () => rmSync(TMP, { recursive: true, force: true }));
 
