@@ -9,8 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { COCO, COCOeval, CocoFormatError, mask, type CocoDataset, type CocoResult, type CompressedRLE } from '../src/coco/index.ts';
+import { COCO_PARITY_DIR } from './helpers/fixtures.ts';
 
-const DIR = path.resolve(import.meta.dirname, '../../shared/fixtures/coco-parity');
+const DIR = COCO_PARITY_DIR;
 const gtPromise = COCO.fromFile(path.join(DIR, 'gt.json'));
 
 function small(): CocoDataset {

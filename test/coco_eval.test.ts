@@ -10,8 +10,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { COCO, COCOeval, Params, linspace } from '../src/coco/index.ts';
 import { mergeRunsDesc, npSum, pyFixed } from '../src/coco/eval_numeric.ts';
+import { COCO_PARITY_DIR } from './helpers/fixtures.ts';
 
-const DIR = path.resolve(import.meta.dirname, '../../shared/fixtures/coco-parity');
+const DIR = COCO_PARITY_DIR;
 interface Expected {
   stats: number[];
   per_category_ap: Record<string, number>;

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FIXTURES } from './helpers/fixtures.ts';
+import { COCO_PARITY_DIR } from './helpers/fixtures.ts';
 import { runTool } from './helpers/run_tool.ts';
 
-const PARITY = path.join(FIXTURES, 'coco-parity');
+const PARITY = COCO_PARITY_DIR;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-cocoeval-'));
 
 const run = (args: string[]) => runTool('coco_eval.ts', args);

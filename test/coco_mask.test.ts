@@ -26,8 +26,9 @@ import { rleArea, rleFromMask, rleMerge, rleToBbox, rleToMask, type Rle } from '
 import { bboxIou, rleIou } from '../src/coco/rle_iou.ts';
 import { rleCountsFromString, rleCountsToString } from '../src/coco/rle_string.ts';
 import type { BoxXYWH, CocoAnnotation, CocoDataset, CocoResult, CompressedRLE } from '../src/coco/types.ts';
+import { COCO_PARITY_DIR } from './helpers/fixtures.ts';
 
-const DIR = path.resolve(import.meta.dirname, '../../shared/fixtures/coco-parity');
+const DIR = COCO_PARITY_DIR;
 const readJson = <T>(name: string): T => JSON.parse(readFileSync(path.join(DIR, name), 'utf8')) as T;
 
 interface RleEntry {

@@ -5,23 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { formatValue } from '../util/format_value.ts';
 import type { BoxXYWH, CocoAnnotation, CocoCategory, CocoDataset, CocoImage } from './types.ts';
 
 /** Raised for malformed COCO files, datasets and results. */
 export class CocoFormatError extends Error {
   override name = 'CocoFormatError';
-}
-
-function describe(v: unknown): string {
-  if (v === undefined) return 'nothing (missing)';
-  let s: string;
-  try {
-    s = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x));
-  } catch {
-    s = String(v);
-  }
-  if (s === undefined) s = String(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 function parseJson(text: string, file: string): unknown {
@@ -75,21 +64,21 @@ export function segmentationProblem(seg: unknown): string | null {
   }
   if (isObj(seg)) {
     const size = seg.size;
-    if (!Array.isArray(size) || size.length !== 2 || !size.every(isNum)) return `RLE 'size' must be [height, width], got ${describe(size)}`;
-    if (typeof seg.counts !== 'string' && !Array.isArray(seg.counts)) return `RLE 'counts' must be a string or an array of numbers, got ${describe(seg.counts)}`;
+    if (!Array.isArray(size) || size.length !== 2 || !size.every(isNum)) return `RLE 'size' must be [height, width], got ${formatValue(size)}`;
+    if (typeof seg.counts !== 'string' && !Array.isArray(seg.counts)) return `RLE 'counts' must be a string or an array of numbers, got ${formatValue(seg.counts)}`;
     return null;
   }
-  return `must be polygons [[x1, y1, ...], ...] or an RLE {size, counts}, got ${describe(seg)}`;
+  return `must be polygons [[x1, y1, ...], ...] or an RLE {size, counts}, got ${formatValue(seg)}`;
 }
 
 function need(cond: boolean, where: string, field: string, expected: string, got: unknown): void {
-  if (!cond) throw new CocoFormatError(`${where}: field '${field}' must be ${expected}, got ${describe(got)}`);
+  if (!cond) throw new CocoFormatError(`${where}: field '${field}' must be ${expected}, got ${formatValue(got)}`);
 }
 
 function arrayField(ds: Record<string, unknown>, key: string, required: boolean): unknown[] {
   const v = ds[key];
   if (v === undefined && !required) return [];
-  if (!Array.isArray(v)) throw new CocoFormatError(`COCO dataset: '${key}' must be an array, got ${describe(v)}`);
+  if (!Array.isArray(v)) throw new CocoFormatError(`COCO dataset: '${key}' must be an array, got ${formatValue(v)}`);
   return v;
 }
 
@@ -99,14 +88,14 @@ function arrayField(ds: Record<string, unknown>, key: string, required: boolean)
  * `bbox` may be absent when a segmentation is present (the caller derives it).
  */
 export function validateDataset(input: unknown): CocoDataset {
-  if (!isObj(input)) throw new CocoFormatError(`COCO dataset must be a JSON object with images/annotations/categories, got ${describe(input)}`);
+  if (!isObj(input)) throw new CocoFormatError(`COCO dataset must be a JSON object with images/annotations/categories, got ${formatValue(input)}`);
   const images = arrayField(input, 'images', true);
   const annotations = arrayField(input, 'annotations', false);
   const categories = arrayField(input, 'categories', false);
   const imgIds = new Set<number>();
   images.forEach((img, i) => {
-    const where = `images[${i}]${isObj(img) && img.id !== undefined ? ` (id ${describe(img.id)})` : ''}`;
-    if (!isObj(img)) throw new CocoFormatError(`${where} must be an object, got ${describe(img)}`);
+    const where = `images[${i}]${isObj(img) && img.id !== undefined ? ` (id ${formatValue(img.id)})` : ''}`;
+    if (!isObj(img)) throw new CocoFormatError(`${where} must be an object, got ${formatValue(img)}`);
     need(isNum(img.id), where, 'id', 'a finite number', img.id);
     need(isNum(img.width) && img.width >= 0, where, 'width', 'a number >= 0', img.width);
     need(isNum(img.height) && img.height >= 0, where, 'height', 'a number >= 0', img.height);
@@ -115,8 +104,8 @@ export function validateDataset(input: unknown): CocoDataset {
   });
   const catIds = new Set<number>();
   categories.forEach((cat, i) => {
-    const where = `categories[${i}]${isObj(cat) && cat.id !== undefined ? ` (id ${describe(cat.id)})` : ''}`;
-    if (!isObj(cat)) throw new CocoFormatError(`${where} must be an object, got ${describe(cat)}`);
+    const where = `categories[${i}]${isObj(cat) && cat.id !== undefined ? ` (id ${formatValue(cat.id)})` : ''}`;
+    if (!isObj(cat)) throw new CocoFormatError(`${where} must be an object, got ${formatValue(cat)}`);
     need(isNum(cat.id), where, 'id', 'a finite number', cat.id);
     need(typeof cat.name === 'string', where, 'name', 'a string', cat.name);
     if (catIds.has(cat.id as number)) throw new CocoFormatError(`${where}: duplicate category id ${cat.id}`);
@@ -124,8 +113,8 @@ export function validateDataset(input: unknown): CocoDataset {
   });
   const annIds = new Set<number>();
   const anns = annotations.map((ann, i) => {
-    const where = `annotations[${i}]${isObj(ann) && ann.id !== undefined ? ` (id ${describe(ann.id)})` : ''}`;
-    if (!isObj(ann)) throw new CocoFormatError(`${where} must be an object, got ${describe(ann)}`);
+    const where = `annotations[${i}]${isObj(ann) && ann.id !== undefined ? ` (id ${formatValue(ann.id)})` : ''}`;
+    if (!isObj(ann)) throw new CocoFormatError(`${where} must be an object, got ${formatValue(ann)}`);
     need(isNum(ann.id), where, 'id', 'a finite number', ann.id);
     need(isNum(ann.image_id), where, 'image_id', 'a finite number', ann.image_id);
     if (!imgIds.has(ann.image_id as number)) throw new CocoFormatError(`${where}: field 'image_id' refers to image ${ann.image_id}, which is not in 'images'`);
@@ -158,7 +147,7 @@ export function unknownImagesError(unknown: number[], nResults: number): CocoFor
 /** Checks the fields every result needs (`image_id`, `category_id`, `score`); returns the message prefix. */
 export function checkResultCommon(r: unknown, i: number): Record<string, unknown> {
   const where = `loadRes: results[${i}]`;
-  if (!isObj(r)) throw new CocoFormatError(`${where} must be an object, got ${describe(r)}`);
+  if (!isObj(r)) throw new CocoFormatError(`${where} must be an object, got ${formatValue(r)}`);
   need(isNum(r.image_id), where, 'image_id', 'a finite number', r.image_id);
   need(isNum(r.category_id), where, 'category_id', 'a finite number', r.category_id);
   need(isNum(r.score), where, 'score', 'a finite number', r.score);
@@ -167,5 +156,5 @@ export function checkResultCommon(r: unknown, i: number): Record<string, unknown
 
 /** Error for a result field, naming the index and image. */
 export function resultFieldError(i: number, r: Record<string, unknown>, field: string, expected: string): CocoFormatError {
-  return new CocoFormatError(`loadRes: results[${i}] (image_id ${describe(r.image_id)}): field '${field}' must be ${expected}, got ${describe(r[field])}`);
+  return new CocoFormatError(`loadRes: results[${i}] (image_id ${formatValue(r.image_id)}): field '${field}' must be ${expected}, got ${formatValue(r[field])}`);
 }

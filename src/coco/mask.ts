@@ -9,27 +9,15 @@
  * `h * w`, RLEs of different sizes in `merge`/`iou`. Hot loops should convert once with
  * {@link toRle} and use `rle.ts` directly.
  */
+import { formatValue } from '../util/format_value.ts';
 import { rleArea, rleFromBbox, rleFromMask, rleFromPoly, rleMerge, rleToBbox, rleToMask, type Rle } from './rle.ts';
 import { bboxIou, rleIou } from './rle_iou.ts';
 import { rleCountsFromString, rleCountsToString } from './rle_string.ts';
 import type { BoxXYWH, CompressedRLE, Polygons, Segmentation, UncompressedRLE } from './types.ts';
 
-/** Shortened JSON of a bad value, for error messages. */
-function show(v: unknown): string {
-  if (typeof v === 'number') return String(v);
-  let s: string;
-  try {
-    // NaN and Infinity would print as null.
-    s = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x)) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
 function checkSize(h: number, w: number, what: string): void {
   if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0 || h * w > 0xffffffff) {
-    throw new Error(`${what}: image size must be non-negative integers h, w with h * w < 2^32, got h=${show(h)}, w=${show(w)}`);
+    throw new Error(`${what}: image size must be non-negative integers h, w with h * w < 2^32, got h=${formatValue(h)}, w=${formatValue(w)}`);
   }
 }
 
@@ -42,9 +30,9 @@ function isRleObject(v: unknown): v is CompressedRLE | UncompressedRLE {
  * the counts (a valid string, or integers in `[0, 2^32)`) and that they add up to `h * w`.
  */
 export function toRle(r: CompressedRLE | UncompressedRLE): Rle {
-  if (!isRleObject(r)) throw new Error(`RLE must be an object {size: [h, w], counts}, got ${show(r)}`);
+  if (!isRleObject(r)) throw new Error(`RLE must be an object {size: [h, w], counts}, got ${formatValue(r)}`);
   const size: unknown = r.size;
-  if (!Array.isArray(size) || size.length !== 2) throw new Error(`RLE size must be [h, w], got ${show(size)}`);
+  if (!Array.isArray(size) || size.length !== 2) throw new Error(`RLE size must be [h, w], got ${formatValue(size)}`);
   const [h, w] = size as [number, number];
   checkSize(h, w, 'RLE');
   let counts: Uint32Array;
@@ -54,10 +42,10 @@ export function toRle(r: CompressedRLE | UncompressedRLE): Rle {
     counts = new Uint32Array(src.length);
     for (let i = 0; i < src.length; i++) {
       const c = src[i];
-      if (typeof c !== 'number' || c >>> 0 !== c) throw new Error(`uncompressed RLE counts[${i}] = ${show(c)} is not an integer in [0, 2^32)`);
+      if (typeof c !== 'number' || c >>> 0 !== c) throw new Error(`uncompressed RLE counts[${i}] = ${formatValue(c)} is not an integer in [0, 2^32)`);
       counts[i] = c;
     }
-  } else throw new Error(`RLE counts must be a string or an array of run lengths, got ${show(r.counts)}`);
+  } else throw new Error(`RLE counts must be a string or an array of run lengths, got ${formatValue(r.counts)}`);
   let sum = 0;
   for (let i = 0; i < counts.length; i++) sum += counts[i];
   if (sum !== h * w) throw new Error(`RLE runs add up to ${sum} pixels but size ${h}x${w} has ${h * w}`);
@@ -103,25 +91,25 @@ export function toBbox(rle: CompressedRLE | UncompressedRLE): BoxXYWH {
 }
 
 function checkPolygon(poly: unknown, what: string): asserts poly is number[] {
-  if (!Array.isArray(poly)) throw new Error(`${what} must be an array [x1, y1, x2, y2, ...], got ${show(poly)}`);
+  if (!Array.isArray(poly)) throw new Error(`${what} must be an array [x1, y1, x2, y2, ...], got ${formatValue(poly)}`);
   if (poly.length < 6 || poly.length % 2 !== 0) {
     const pts = poly.length % 2 === 0 ? `${poly.length / 2} points` : 'an odd count';
-    throw new Error(`${what} has ${poly.length} numbers (${pts}): ${show(poly)}; a polygon needs an even count of at least 6 (3 points)`);
+    throw new Error(`${what} has ${poly.length} numbers (${pts}): ${formatValue(poly)}; a polygon needs an even count of at least 6 (3 points)`);
   }
   for (let i = 0; i < poly.length; i++) {
     const v = poly[i];
     // Beyond +-2^31/5 maskApi.c's int conversion is undefined.
     if (typeof v !== 'number' || !Number.isFinite(v) || Math.abs(v) >= 429496729) {
-      throw new Error(`${what}: coordinate ${i} is ${show(v)}; coordinates must be finite numbers of magnitude below 429496729`);
+      throw new Error(`${what}: coordinate ${i} is ${formatValue(v)}; coordinates must be finite numbers of magnitude below 429496729`);
     }
   }
 }
 
 function checkBox(bb: unknown, what: string): asserts bb is BoxXYWH {
   if (!Array.isArray(bb) || bb.length !== 4 || !bb.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-    throw new Error(`${what} must be 4 finite numbers [x, y, w, h], got ${show(bb)}`);
+    throw new Error(`${what} must be 4 finite numbers [x, y, w, h], got ${formatValue(bb)}`);
   }
-  if (bb[2] < 0 || bb[3] < 0) throw new Error(`${what} has a negative size: ${show(bb)}`);
+  if (bb[2] < 0 || bb[3] < 0) throw new Error(`${what} has a negative size: ${formatValue(bb)}`);
 }
 
 /**
@@ -169,7 +157,7 @@ export function frPyObjects(
 ): CompressedRLE | CompressedRLE[];
 export function frPyObjects(seg: unknown, h: number, w: number): CompressedRLE | CompressedRLE[] {
   if (isRleObject(seg)) return frRleObject(seg);
-  if (!Array.isArray(seg)) throw new Error(`frPyObjects: expected polygons, boxes or RLE objects, got ${show(seg)}`);
+  if (!Array.isArray(seg)) throw new Error(`frPyObjects: expected polygons, boxes or RLE objects, got ${formatValue(seg)}`);
   if (seg.length === 0) return [];
   const first: unknown = seg[0];
   if (typeof first === 'number') {
@@ -182,11 +170,11 @@ export function frPyObjects(seg: unknown, h: number, w: number): CompressedRLE |
   }
   if (isRleObject(first)) {
     return seg.map((r, i) => {
-      if (!isRleObject(r)) throw new Error(`frPyObjects: item ${i} is not an RLE object like item 0: ${show(r)}`);
+      if (!isRleObject(r)) throw new Error(`frPyObjects: item ${i} is not an RLE object like item 0: ${formatValue(r)}`);
       return frRleObject(r);
     });
   }
-  throw new Error(`frPyObjects: expected polygons, boxes or RLE objects, got a list starting with ${show(first)}`);
+  throw new Error(`frPyObjects: expected polygons, boxes or RLE objects, got a list starting with ${formatValue(first)}`);
 }
 
 /**
@@ -205,7 +193,7 @@ export function segmentationToRle(seg: Segmentation, h: number, w: number): Comp
     });
     return fromRle(rleMerge(runs, false));
   }
-  if (!isRleObject(seg)) throw new Error(`segmentation must be polygons or an RLE {size, counts}, got ${show(seg)}`);
+  if (!isRleObject(seg)) throw new Error(`segmentation must be polygons or an RLE {size, counts}, got ${formatValue(seg)}`);
   if (typeof seg.counts === 'string') return seg as CompressedRLE;
   return frUncompressedRLE(seg as UncompressedRLE);
 }
@@ -234,7 +222,7 @@ export function iou(
   const kind = (xs: unknown[], name: string): void => {
     xs.forEach((x, i) => {
       if (boxes ? !isBox(x) : !isRleObject(x)) {
-        throw new Error(`iou: ${name}[${i}] is ${show(x)} but dt[0] is ${boxes ? 'a box' : 'an RLE'}; dt and gt must all be boxes or all RLEs`);
+        throw new Error(`iou: ${name}[${i}] is ${formatValue(x)} but dt[0] is ${boxes ? 'a box' : 'an RLE'}; dt and gt must all be boxes or all RLEs`);
       }
     });
   };

@@ -98,18 +98,6 @@ export function didYouMean(name: string, candidates: readonly string[]): string 
   return c === undefined ? '' : ` (did you mean '${c}'?)`;
 }
 
-/** A short rendering of a config value for error messages (strings quoted, long values cut). */
-export function formatValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  let s: string;
-  try {
-    s = JSON.stringify(value) ?? String(value);
-  } catch {
-    s = String(value);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
 /** Joins `file` and `path` into the `file: path` prefix, skipping empty parts. */
 export function where(file: string | undefined, path: string): string {
   return [file, path].filter((p) => p).join(': ');

@@ -8,7 +8,8 @@
  * const v = validate(s, data, 'optimizer', 'configs/x.yaml'); // { lr: number; policy: 'poly' | 'step' }
  * ```
  */
-import { ConfigError, didYouMean, formatValue, where } from './errors.ts';
+import { ConfigError, didYouMean, where } from './errors.ts';
+import { formatValue } from '../util/format_value.ts';
 
 /** What kind of YAML value a schema accepts; `oneOf` uses it to pick the error worth reporting. */
 export type Kind = 'number' | 'string' | 'boolean' | 'null' | 'list' | 'dict' | 'any';

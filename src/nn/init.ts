@@ -2,6 +2,7 @@
  * Parameter initialisers, drawn from the seedable `globalRng` so that runs are reproducible.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { Conv2d } from './conv2d.ts';
 import { globalRng } from './random.ts';
 
 /**
@@ -17,4 +18,19 @@ export function truncNormal(shape: number[], std = 0.02, mode: InitMode = 'rando
   const v = new Float32Array(n);
   for (let i = 0; i < n; i++) v[i] = globalRng.truncNormal(std);
   return tf.tensor(v, shape);
+}
+
+/** Fills a conv's weight with N(0, 2/fan_out) (mmcv `kaiming_init`, mode fan_out, relu). */
+export function kaimingFanOut(conv: Conv2d): void {
+  const [kh, kw, , out] = conv.weight.variable.shape;
+  const std = Math.sqrt(2 / (out * kh * kw));
+  normalInit(conv, std);
+}
+
+/** Fills a conv's weight with N(0, std²) (mmcv `normal_init`; the bias keeps Conv2d's zero init). */
+export function normalInit(conv: Conv2d, std: number): void {
+  const v = conv.weight.variable;
+  const data = new Float32Array(v.size);
+  for (let i = 0; i < data.length; i++) data[i] = globalRng.normal() * std;
+  tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
 }

@@ -6,6 +6,13 @@ import * as tf from '@tensorflow/tfjs';
 export const FIXTURES = path.resolve(import.meta.dirname, '../../../shared/fixtures');
 export const TINY_DIR = path.join(FIXTURES, 'conv2former-tiny');
 export const TINY_CKPT = path.join(TINY_DIR, 'ckpt.pth');
+/** pycocotools' outputs on a small COCO set (gt.json, dt_*.json, expected.json, masks_expected.json). */
+export const COCO_PARITY_DIR = path.join(FIXTURES, 'coco-parity');
+
+/** The path of a shared fixture, e.g. `fixturePath('coco-parity', 'gt.json')`. */
+export function fixturePath(...parts: string[]): string {
+  return path.join(FIXTURES, ...parts);
+}
 
 /** A little-endian float32 file as a tensor of `shape`. */
 export function readF32(file: string, shape: number[]): tf.Tensor {

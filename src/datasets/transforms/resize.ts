@@ -42,7 +42,7 @@ export function rescaleSize(w: number, h: number, scale: [number, number]): [num
  * clamped to the border). uint8 results are rounded and saturated (cv2 uses 11-bit fixed point
  * weights, so results may differ from cv2 by 1).
  */
-export function resizeBilinear(img: ImageData, outW: number, outH: number): ImageData {
+export function resizeImageBilinear(img: ImageData, outW: number, outH: number): ImageData {
   const { width: inW, height: inH, data } = img;
   const C = 3;
   const out = allocLike(data, outW * outH * C);
@@ -173,7 +173,7 @@ export class Resize implements Transform {
 export function resizeSampleTo(s: Sample, nw: number, nh: number): Sample {
   const { width: w, height: h } = s.img;
   const fx = nw / w, fy = nh / h;
-  s.img = nw === w && nh === h ? s.img : resizeBilinear(s.img, nw, nh);
+  s.img = nw === w && nh === h ? s.img : resizeImageBilinear(s.img, nw, nh);
   if (s.gtBboxes) s.gtBboxes = scaleClipBoxes(s.gtBboxes, fx, fy, nw, nh);
   if (s.gtBboxesIgnore) s.gtBboxesIgnore = scaleClipBoxes(s.gtBboxesIgnore, fx, fy, nw, nh);
   if (s.gtMasks) s.gtMasks = resizeMasks(s.gtMasks, nw, nh);

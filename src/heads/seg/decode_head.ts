@@ -5,12 +5,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Conv2d } from '../../nn/conv2d.ts';
+import type { NormOptions } from '../../nn/conv_module.ts';
+import { normalInit } from '../../nn/init.ts';
 import { Module } from '../../nn/module.ts';
 import { globalRng } from '../../nn/random.ts';
 import { accuracy, crossEntropy } from '../../ops/losses.ts';
 import { ohemPixelWeights, type OhemOptions } from '../../ops/pixel_sampler.ts';
 import { resizeBilinear } from '../../ops/resize.ts';
-import { normalInit, type NormOptions } from './conv_module.ts';
 
 /** Head options; `norm`/`gnGroups` apply to every ConvModule of the head (GN groups must divide `channels`). */
 export interface DecodeHeadOptions extends NormOptions {

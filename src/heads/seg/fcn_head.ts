@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../../nn/module.ts';
-import { ConvModule } from './conv_module.ts';
+import { ConvModule } from '../../nn/conv_module.ts';
 import { bool, int, obj, optional, refine, str, type Infer } from '../../config/schema.ts';
 import { BaseDecodeHead, type DecodeHeadOptions } from './decode_head.ts';
 import { DECODE_HEAD_FIELDS, decodeHeadOptions, headError, noDoubleLossWeight, type HeadSite } from './head_config.ts';

@@ -4,7 +4,7 @@
  */
 import { ConfigError, where } from '../../config/errors.ts';
 import { bool, int, list, nul, num, obj, oneOf, optional, refine, str, type Infer } from '../../config/schema.ts';
-import type { NormOptions } from './conv_module.ts';
+import type { NormOptions } from '../../nn/conv_module.ts';
 import type { DecodeHeadOptions } from './decode_head.ts';
 
 const onlyFalse = refine(bool(), (v) => (v ? 'only false is supported' : undefined));

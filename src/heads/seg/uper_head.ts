@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from '../../nn/module.ts';
 import { ModuleList } from '../../nn/container.ts';
 import { adaptiveAvgPool2d, resizeBilinear } from '../../ops/resize.ts';
-import { ConvModule, type NormOptions } from './conv_module.ts';
+import { ConvModule, type NormOptions } from '../../nn/conv_module.ts';
 import { int, list, obj, optional, refine, str, type Infer } from '../../config/schema.ts';
 import { BaseDecodeHead, type DecodeHeadOptions } from './decode_head.ts';
 import { DECODE_HEAD_FIELDS, decodeHeadOptions, headError, noDoubleLossWeight, type HeadSite } from './head_config.ts';

@@ -4,10 +4,10 @@
  * (fan_out, relu) conv weights, zero bias, norm weight 1 / bias 0.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Conv2d } from '../../nn/conv2d.ts';
-import { BatchNorm2d, GroupNorm } from '../../nn/norm.ts';
-import { Module } from '../../nn/module.ts';
-import { globalRng } from '../../nn/random.ts';
+import { Conv2d } from './conv2d.ts';
+import { kaimingFanOut } from './init.ts';
+import { BatchNorm2d, GroupNorm } from './norm.ts';
+import { Module } from './module.ts';
 
 export type NormKind = 'BN' | 'GN' | 'none';
 
@@ -23,21 +23,6 @@ export interface ConvModuleOptions extends NormOptions {
   stride?: number;
   /** Apply ReLU (default true). */
   act?: boolean;
-}
-
-/** Fills a conv's weight with N(0, 2/fan_out) (mmcv `kaiming_init`, mode fan_out, relu). */
-export function kaimingFanOut(conv: Conv2d): void {
-  const [kh, kw, , out] = conv.weight.variable.shape;
-  const std = Math.sqrt(2 / (out * kh * kw));
-  normalInit(conv, std);
-}
-
-/** Fills a conv's weight with N(0, std²) and zeroes its bias (mmcv `normal_init`). */
-export function normalInit(conv: Conv2d, std: number): void {
-  const v = conv.weight.variable;
-  const data = new Float32Array(v.size);
-  for (let i = 0; i < data.length; i++) data[i] = globalRng.normal() * std;
-  tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
 }
 
 export class ConvModule extends Module {
