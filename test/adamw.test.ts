@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, warmupCosineLr } from '../src/engine/adamw.ts';
+import { AdamW } from '../src/engine/adamw.ts';
+import { warmupCosineLr } from '../src/engine/lr_schedule.ts';
 import { Linear } from '../src/nn/linear.ts';
 
 await tf.setBackend('cpu');

@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Module } from '../nn/module.ts';
 import type { TensorDict } from '../io/tensor_data.ts';
+import type { Optimizer, OptimizerState } from './optimizer.ts';
 
 /** One optimiser parameter group: parameter keys (PyTorch names) with their lr scale and decay. */
 export interface ParamGroup {
@@ -49,13 +50,10 @@ interface Slot {
   v: tf.Variable;
 }
 
-/** Serialisable optimiser state: moments keyed `exp_avg.<param>` / `exp_avg_sq.<param>` (tfjs layout). */
-export interface AdamWState {
-  stepCount: number;
-  tensors: TensorDict;
-}
+/** Serialisable AdamW state: moments keyed `exp_avg.<param>` / `exp_avg_sq.<param>` (tfjs layout). */
+export type AdamWState = OptimizerState;
 
-export class AdamW {
+export class AdamW implements Optimizer {
   /** Current (base) learning rate; schedules set it before each step. */
   lr: number;
   readonly weightDecay: number;
@@ -157,9 +155,3 @@ export class AdamW {
   }
 }
 
-/** Linear warmup from 0 then cosine decay to 0 over `total` steps; `step` counts from 1. */
-export function warmupCosineLr(baseLr: number, step: number, warmup: number, total: number): number {
-  if (step <= warmup) return (baseLr * step) / warmup;
-  const t = (step - warmup) / Math.max(1, total - warmup);
-  return 0.5 * baseLr * (1 + Math.cos(Math.PI * Math.min(1, t)));
-}

@@ -82,3 +82,13 @@ export function lrAt(iter: number, cfg: LrScheduleConfig): number {
   if (cfg.warmup === 'constant') return regular * ratio;
   return regular * (1 - (1 - iter / warmupIters) * (1 - ratio));
 }
+
+/**
+ * Linear warmup from 0 then cosine decay to 0 over `total` steps; `step` counts from 1 (the demo's
+ * schedule; unlike {@link lrAt}, warmup starts at 0 and ramps the base lr, not the regular one).
+ */
+export function warmupCosineLr(baseLr: number, step: number, warmup: number, total: number): number {
+  if (step <= warmup) return (baseLr * step) / warmup;
+  const t = (step - warmup) / Math.max(1, total - warmup);
+  return 0.5 * baseLr * (1 + Math.cos(Math.PI * Math.min(1, t)));
+}

@@ -1,0 +1,85 @@
+/**
+ * `LoggerHook`: every `interval` iterations (and at the last one) appends a row of window averages
+ * to `workDir/log.jsonl` and prints the matching human line. A fresh run starts its own log: an
+ * earlier run's `log.jsonl` is moved aside to `log.<mtime>.jsonl`, not appended to.
+ *
+ * Row keys, in order: `iter, lr, loss, <forwardTrain outputs>, grad_norm, time, data_time, eta_s,
+ * num_tensors[, worker_tensors]`; `lr` and `grad_norm` are the last iteration's, the others averages
+ * over the iterations since the previous row.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { appendFileSync, existsSync, renameSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Hook, IterContext, RunContext } from './hook.ts';
+import { fmt, fmtDuration } from './format.ts';
+
+/** Appends one JSON row to `workDir/log.jsonl`. */
+export function appendLogRow(workDir: string, row: Record<string, unknown>): void {
+  appendFileSync(join(workDir, 'log.jsonl'), JSON.stringify(row) + '\n');
+}
+
+export interface LoggerHookOptions {
+  /** Log every n iterations (default 50); always at the last one. */
+  interval?: number;
+  /** Clear a `\r` progress line on stdout before printing (set when `ProgressHook` runs). */
+  clearProgressLine?: boolean;
+}
+
+interface Window {
+  n: number;
+  time: number;
+  data: number;
+  parts: Record<string, number>;
+}
+
+const emptyWindow = (): Window => ({ n: 0, time: 0, data: 0, parts: {} });
+
+export class LoggerHook implements Hook {
+  readonly interval: number;
+  private readonly clearProgressLine: boolean;
+  private window = emptyWindow();
+  private runStart = 0;
+
+  constructor(opts: LoggerHookOptions = {}) {
+    this.interval = opts.interval ?? 50;
+    this.clearProgressLine = opts.clearProgressLine ?? false;
+  }
+
+  beforeRun({ trainer, fresh }: RunContext): void {
+    const logPath = join(trainer.workDir, 'log.jsonl');
+    if (fresh && existsSync(logPath)) {
+      renameSync(logPath, join(trainer.workDir, `log.${statSync(logPath).mtime.toISOString().replace(/[:.]/g, '-')}.jsonl`));
+    }
+    this.window = emptyWindow();
+    this.runStart = performance.now();
+  }
+
+  afterIter(ctx: IterContext): void {
+    const { trainer, iter } = ctx;
+    const w = this.window;
+    w.n++;
+    w.time += ctx.time;
+    w.data += ctx.dataTime;
+    w.parts.loss = (w.parts.loss ?? 0) + ctx.loss;
+    for (const [k, v] of Object.entries(ctx.parts)) w.parts[k] = (w.parts[k] ?? 0) + v;
+    if (iter % this.interval !== 0 && iter !== trainer.maxIters) return;
+
+    const avg = (k: string) => w.parts[k] / w.n;
+    const timePer = w.time / w.n;
+    const elapsedPer = (performance.now() - this.runStart) / 1000 / (iter - ctx.startIter);
+    const eta = elapsedPer * (trainer.maxIters - iter);
+    const numTensors = tf.memory().numTensors;
+    const partKeys = Object.keys(w.parts).filter((k) => k !== 'loss');
+    const rec: Record<string, number> = { iter, lr: ctx.lr, loss: avg('loss') };
+    for (const k of partKeys) rec[k] = avg(k);
+    Object.assign(rec, { grad_norm: ctx.gradNorm, time: timePer, data_time: w.data / w.n, eta_s: eta, num_tensors: numTensors });
+    if (ctx.workerTensors !== undefined) rec.worker_tensors = ctx.workerTensors;
+    appendLogRow(trainer.workDir, rec);
+    const partsStr = partKeys.map((k) => `${k} ${fmt(avg(k))}`).join(', ');
+    if (this.clearProgressLine) process.stdout.write('\r\x1b[K');
+    trainer.log(`iter ${iter}/${trainer.maxIters}  lr ${ctx.lr.toExponential(3)}  loss ${fmt(avg('loss'))}${partsStr ? ` (${partsStr})` : ''}` +
+      `  ${timePer.toFixed(3)} s/iter  data ${(w.data / w.n).toFixed(3)} s  ETA ${fmtDuration(eta)}  tensors ${numTensors}` +
+      (ctx.workerTensors !== undefined ? ` (workers ${ctx.workerTensors})` : ''));
+    this.window = emptyWindow();
+  }
+}
