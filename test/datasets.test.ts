@@ -48,10 +48,10 @@ function writeAnn(name: string, edit: (d: CocoJson) => void): string {
 }
 
 const PIPELINE: TransformConfig[] = [
-  { type: 'Resize', scale: [160, 128], keepRatio: true },
+  { type: 'Resize', scale: [160, 128], keep_ratio: true },
   { type: 'RandomFlip', prob: 0.5 },
   { type: 'Normalize' },
-  { type: 'Pad', sizeDivisor: 32 },
+  { type: 'Pad', size_divisor: 32 },
 ];
 
 test('CocoDataset: length, category <-> label mapping, aspect groups', async () => {

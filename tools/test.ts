@@ -26,6 +26,7 @@ import { initBackend } from '../src/backend.ts';
 import { loadConfig, validateExperimentConfig } from '../src/config/index.ts';
 import { buildDataset } from '../src/datasets/build.ts';
 import type { ImgMeta } from '../src/datasets/collate.ts';
+import { isSegLabelSource } from '../src/datasets/dataset.ts';
 import { evaluateSegmentor } from '../src/engine/evaluate_seg.ts';
 import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { formatSegMetrics, type SegMetrics } from '../src/evaluation/index.ts';
@@ -85,7 +86,7 @@ await runCli(async () => {
   await initBackend(argv.backend);
 
   const split = cfg.data.test ? 'test' : 'val';
-  const dataset = await buildDataset(cfg.data[split] as Record<string, unknown>, `${cfgPath}: data.${split}`);
+  const dataset = await buildDataset(cfg.data[split], { file: cfgPath, path: `data.${split}` });
   // The full checkpoint replaces the backbone's pretrained weights, so don't read those.
   const modelBlock = structuredClone(cfg.model) as Record<string, unknown>;
   const bb = modelBlock.backbone as Record<string, unknown> | undefined;
@@ -95,7 +96,7 @@ await runCli(async () => {
   console.log(`loaded ${weights}`);
 
   const numClasses = model.numClasses;
-  const ds = dataset as unknown as { classes?: readonly string[]; palette?: readonly [number, number, number][]; pairs?: readonly { stem: string }[] };
+  const ds = { classes: dataset.classes, palette: dataset.palette, pairs: isSegLabelSource(dataset) ? dataset.pairs : undefined };
   const classes = ds.classes && ds.classes.length === numClasses ? ds.classes : undefined;
   const palette = ds.palette && ds.palette.length >= numClasses ? ds.palette : defaultPalette(numClasses);
   const test = (cfg.test ?? { mode: 'whole' }) as { mode: string; crop_size?: unknown; stride?: unknown; aug?: unknown };

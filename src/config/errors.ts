@@ -1,6 +1,6 @@
 /**
  * Config errors and "did you mean" suggestions, shared by the loader, the cfg-options parser,
- * the schema validator and the registry, so every message has the same shape:
+ * the schema validator and the `type:` tables, so every message has the same shape:
  * `<file>: <key.path>: <what is wrong>`.
  */
 

@@ -15,7 +15,7 @@
  * - Predictions come from `model.predict` (label maps at `oriShape`); every tensor is disposed.
  */
 import { collate, type ImgMeta } from '../datasets/collate.ts';
-import type { Dataset } from '../datasets/dataset.ts';
+import { isSegLabelSource, type Dataset } from '../datasets/dataset.ts';
 import { sampleRng } from '../datasets/loader.ts';
 import type { Sample } from '../datasets/transforms/types.ts';
 import { SegMetricAccumulator, type SegMetrics } from '../evaluation/seg_metrics.ts';
@@ -51,9 +51,7 @@ interface SegLabelSource {
 }
 
 function labelSource(ds: Dataset): SegLabelSource | null {
-  const d = ds as unknown as Partial<SegLabelSource>;
-  if (Array.isArray(d.pairs) && typeof d.reduceZeroLabel === 'boolean' && d.pairs.length === ds.length) return d as SegLabelSource;
-  return null;
+  return isSegLabelSource(ds) && ds.pairs.length === ds.length ? ds : null;
 }
 
 /** Ground truth of sample `index` at original size, and whether reduce_zero_label is still to apply. */
