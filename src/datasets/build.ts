@@ -22,7 +22,7 @@ export const DATASETS: Readonly<Record<string, TypeSpec<Promise<Dataset>>>> = {
  * @throws ConfigError for an unknown type, an unknown or missing key, or a bad value (the
  *   pipeline's included).
  */
-export function buildDataset(cfg: unknown, at: ConfigAt, overrides: Record<string, unknown> = {}): Promise<Dataset> {
+export async function buildDataset(cfg: unknown, at: ConfigAt, overrides: Record<string, unknown> = {}): Promise<Dataset> {
   const block = typeof cfg === 'object' && cfg !== null && !Array.isArray(cfg) ? { ...cfg, ...overrides } : cfg;
   return buildFromTable(DATASETS, block, at, 'dataset type');
 }

@@ -40,13 +40,13 @@ export interface LoadSteps {
 /** `{type: LoadImageFromFile, ...}` in a config. */
 export const LOAD_IMAGE_SCHEMA = obj({ auto_orient: optional(bool()) });
 
-const alwaysTrue = (key: string): Schema<boolean | undefined> =>
-  optional(refine(bool(), (v) => (v ? undefined : `'${key}: false' is not supported; boxes and labels are always loaded`)));
+const alwaysTrue = (): Schema<boolean | undefined> =>
+  optional(refine(bool(), (v) => (v ? undefined : 'false is not supported; boxes and labels are always loaded')));
 
 /** `{type: LoadAnnotations, ...}` in a config (MMDet's keys; seg datasets always load their label maps). */
 export const LOAD_ANNOTATIONS_SCHEMA = obj({
-  with_bbox: alwaysTrue('with_bbox'),
-  with_label: alwaysTrue('with_label'),
+  with_bbox: alwaysTrue(),
+  with_label: alwaysTrue(),
   with_mask: optional(bool()),
   with_seg: optional(bool()),
   poly2mask: optional(bool()),

@@ -5,7 +5,8 @@
  */
 import type { InstanceMasks } from '../../structures/masks.ts';
 import type { Rng } from '../../nn/random.ts';
-import { list, num, refine, type Schema } from '../../config/schema.ts';
+import { ConfigError, formatValue, where } from '../../config/errors.ts';
+import { list, num, type Schema } from '../../config/schema.ts';
 
 /** An HWC interleaved image: uint8 after loading, float32 after PhotoMetricDistortion/Normalize. */
 export interface ImageData {
@@ -94,7 +95,15 @@ export function pair<T>(item: Schema<T>): Schema<[T, T]> {
 
 /** A number > 0. */
 export function positive(): Schema<number> {
-  return { ...refine(num(), (v) => (v > 0 ? undefined : `expected a number > 0, got ${v}`)), expected: 'a number > 0' };
+  const n = num();
+  return {
+    kind: 'number',
+    expected: 'a number > 0',
+    check(v, path, file) {
+      if (typeof v === 'number' && v > 0) return n.check(v, path, file); // finite
+      throw new ConfigError(`${where(file, path)}: expected a number > 0, got ${formatValue(v)}`, { file, path, value: v, allowed: 'a number > 0' });
+    },
+  };
 }
 
 /** `o` without its undefined members, so spreading it over defaults keeps them. */
