@@ -17,7 +17,7 @@ import path from 'node:path';
 import type { Rng } from '../nn/random.ts';
 import { typeSpec } from '../config/lookup.ts';
 import { bool, int, list, obj, optional, str, type Schema } from '../config/schema.ts';
-import type { BadSamplePolicy, Dataset, SegLabelSource, SegPair } from './dataset.ts';
+import type { BadSamplePolicy, SegLabelSource, SegPair } from './dataset.ts';
 import { SHAPES_SEG_CLASSES, SHAPES_SEG_PALETTE } from './shapes.ts';
 import { loadImage, loadSegMap } from './transforms/load.ts';
 import { PIPELINE_SCHEMA, resolvePipeline, runPipeline, type LoadSteps, type PipelineOption } from './transforms/pipeline.ts';
