@@ -64,21 +64,21 @@ async function main(): Promise<void> {
   console.log(`cpus ${os.cpus().length}, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '(default 4)'}`);
 
   const det: TransformConfig[] = [
-    { type: 'Resize', scale: multiScaleShortSide(), keepRatio: true },
+    { type: 'Resize', scale: multiScaleShortSide(), keep_ratio: true },
     { type: 'RandomFlip', prob: 0.5 },
     { type: 'Normalize' },
-    { type: 'Pad', sizeDivisor: 32 },
+    { type: 'Pad', size_divisor: 32 },
   ];
   const cocoSet = await CocoDataset.create({ annFile: cocoJson, imgDir: path.join(ROOT, 'coco/images/train'), pipeline: det });
   await run('detection', cocoSet, images, prefetch);
 
   const seg: TransformConfig[] = [
-    { type: 'Resize', scale: [2048, 512], ratioRange: [0.5, 2.0], keepRatio: true },
-    { type: 'RandomCrop', cropSize: [512, 512], catMaxRatio: 0.75 },
+    { type: 'Resize', scale: [2048, 512], ratio_range: [0.5, 2.0], keep_ratio: true },
+    { type: 'RandomCrop', crop_size: [512, 512], cat_max_ratio: 0.75 },
     { type: 'RandomFlip', prob: 0.5 },
-    { type: 'PhotoMetricDistortion', swapProb: 0 },
+    { type: 'PhotoMetricDistortion', swap_prob: 0 },
     { type: 'Normalize' },
-    { type: 'Pad', size: [512, 512], segPadVal: 255 },
+    { type: 'Pad', size: [512, 512], seg_pad_val: 255 },
   ];
   const segSet = await ShapesSegDataset.create({ imgDir: adeImgs, annDir: path.join(ROOT, 'ade/annotations/training'), pipeline: seg });
   await run('segmentation', segSet, images, prefetch);

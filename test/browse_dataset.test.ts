@@ -20,13 +20,17 @@ const cocoBlock = {
 };
 
 test('buildDataset: snake_case keys, unknown type and key errors name the place', async () => {
-  const ds = await buildDataset(cocoBlock, 'cfg: data.train');
+  const ds = await buildDataset(cocoBlock, { file: 'cfg', path: 'data.train' });
   assert.equal(ds.length, 3);
-  await assert.rejects(buildDataset({ ...cocoBlock, type: 'CocoDatset' }, 'x.yaml: data.train'),
-    /x\.yaml: data\.train\.type: unknown dataset type 'CocoDatset'; known types: CocoDataset, SegDataset, ADE20KDataset, ShapesSegDataset/);
-  await assert.rejects(buildDataset({ ...cocoBlock, ann_fle: 'a' }, 'x.yaml: data.train'), /unknown key 'ann_fle' for CocoDataset; allowed keys: ann_file, img_dir/);
+  const at = { file: 'x.yaml', path: 'data.train' };
+  await assert.rejects(buildDataset({ ...cocoBlock, type: 'CocoDatset' }, at),
+    /^ConfigError: x\.yaml: data\.train\.type: unknown dataset type 'CocoDatset'; known: CocoDataset, SegDataset, ADE20KDataset, ShapesSegDataset \(did you mean 'CocoDataset'\?\)$/);
+  await assert.rejects(buildDataset({ ...cocoBlock, ann_fle: 'a' }, at), /x\.yaml: data\.train\.ann_fle: unknown key 'ann_fle'; allowed: ann_file, img_dir, /);
   const { pipeline: _p, ...noPipeline } = cocoBlock;
-  await assert.rejects(buildDataset(noPipeline, 'x.yaml: data.train'), /CocoDataset needs pipeline/);
+  await assert.rejects(buildDataset(noPipeline, at), /x\.yaml: data\.train: missing required key 'pipeline'/);
+  // Overrides replace keys before validation.
+  const flipped = await buildDataset(cocoBlock, at, { pipeline: [{ type: 'RandomFlip', prob: 1 }] });
+  assert.equal(flipped.length, 3);
 });
 
 test('browse_dataset writes annotated PNGs for instance and semantic sets', async () => {

@@ -1,6 +1,6 @@
 /**
  * src/config: `_base_` inheritance and merge rules, load errors, `--cfg-options`, the schema
- * DSL and the experiment schema, dumpConfig round trips and the Registry helper.
+ * DSL and the experiment schema, dumpConfig round trips and the `type:` table lookup.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,8 +8,8 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
-  ConfigError, Registry, any, applyCfgOptions, bool, dumpConfig, int, list, loadConfig, mergeConfig, nul, num, obj, oneOf,
-  optional, str, validate, validateExperimentConfig, type ExperimentConfig,
+  ConfigError, any, applyCfgOptions, bool, buildFromTable, dumpConfig, int, list, loadConfig, lookupType, mergeConfig, nul, num, obj, oneOf,
+  optional, str, typeSpec, validate, validateExperimentConfig, type ExperimentConfig,
 } from '../src/config/index.ts';
 import { validateModelConfig } from '../src/models/build.ts';
 
@@ -348,14 +348,25 @@ test('dumpConfig writes YAML that loads back to the same merged object', async (
   await assert.rejects(dumpConfig(cfg, join(root, 'missing-dir', 'c.yaml')), /cannot write/);
 });
 
-test('Registry: explicit tables and helpful unknown-name errors', () => {
-  const datasets = new Registry<() => string>('dataset type');
-  datasets.register('ADE20KDataset', () => 'ade').register('CocoDataset', () => 'coco').register('CityscapesDataset', () => 'city');
-  assert.equal(datasets.get('CocoDataset', 'c.yaml: data.train.type')(), 'coco');
-  assert.deepEqual(datasets.names(), ['ADE20KDataset', 'CocoDataset', 'CityscapesDataset']);
-  throwsWith(() => datasets.get('CocoDatset', 'c.yaml: data.train.type'),
-    "c.yaml: data.train.type: unknown dataset type 'CocoDatset'; known: ADE20KDataset, CocoDataset, CityscapesDataset (did you mean 'CocoDataset'?)");
-  const msg = throwsWith(() => datasets.get('Foo', 'x'), "x: unknown dataset type 'Foo'; known: ADE20KDataset");
-  assert.ok(!msg.includes('did you mean'), 'no suggestion for an unrelated name');
-  assert.throws(() => datasets.register('CocoDataset', () => ''), /already registered/);
+test('lookupType / buildFromTable: plain type tables and helpful unknown-type errors', () => {
+  const datasets = { ADE20KDataset: 'ade', CocoDataset: 'coco', CityscapesDataset: 'city' };
+  assert.equal(lookupType(datasets, 'CocoDataset', 'c.yaml', 'data.train.type', 'dataset type'), 'coco');
+  const msg = throwsWith(() => lookupType(datasets, 'CocoDatset', 'c.yaml', 'data.train.type', 'dataset type'));
+  assert.equal(msg, "c.yaml: data.train.type: unknown dataset type 'CocoDatset'; known: ADE20KDataset, CocoDataset, CityscapesDataset (did you mean 'CocoDataset'?)");
+  assert.throws(() => lookupType(datasets, 'CocoDatset', 'c.yaml', 'data.train.type', 'dataset type'), (e: ConfigError) => {
+    assert.deepEqual(e.details, { file: 'c.yaml', path: 'data.train.type', value: 'CocoDatset', allowed: ['ADE20KDataset', 'CocoDataset', 'CityscapesDataset'] });
+    return true;
+  });
+  const unrelated = throwsWith(() => lookupType(datasets, 'Foo', undefined, 'x', 'dataset type'), "x: unknown dataset type 'Foo'; known: ADE20KDataset");
+  assert.ok(!unrelated.includes('did you mean'), 'no suggestion for an unrelated name');
+  // Only own keys are types.
+  throwsWith(() => lookupType(datasets, 'toString', undefined, 'x', 'dataset type'), "unknown dataset type 'toString'");
+  throwsWith(() => lookupType(datasets, 3, 'c.yaml', 'm.type', 'model type'), 'c.yaml: m.type: expected a model type (one of ADE20KDataset, CocoDataset, CityscapesDataset), got 3');
+
+  const heads = { FCNHead: typeSpec(obj({ channels: int({ min: 1 }) }), (c) => `fcn ${c.channels}`) };
+  assert.equal(buildFromTable(heads, { type: 'FCNHead', channels: 4 }, { file: 'c.yaml', path: 'model.decode_head' }, 'head type'), 'fcn 4');
+  throwsWith(() => buildFromTable(heads, { type: 'FCNHead', chanels: 4 }, { file: 'c.yaml', path: 'model.decode_head' }, 'head type'),
+    "c.yaml: model.decode_head.chanels: unknown key 'chanels'; allowed: channels (did you mean 'channels'?)");
+  throwsWith(() => buildFromTable(heads, { type: 'FCNHead', channels: 0 }, { path: 'h' }, 'head type'), 'h.channels: expected an integer >= 1, got 0');
+  throwsWith(() => buildFromTable(heads, 'FCNHead', { file: 'c.yaml', path: 'h' }, 'head type'), "c.yaml: h: expected a dict with a 'type' key, got \"FCNHead\"");
 });

@@ -11,7 +11,10 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { Rng } from '../src/nn/random.ts';
 import { generateShapes, SHAPE_NAMES, SHAPES_SEG_CLASSES } from '../src/datasets/shapes.ts';
+import { buildDataset } from '../src/datasets/build.ts';
 import { CocoDataset } from '../src/datasets/coco_dataset.ts';
+import { isSegLabelSource } from '../src/datasets/dataset.ts';
+import { ConfigError } from '../src/config/errors.ts';
 import { ADE20K_CLASSES, ADE20K_PALETTE, ADE20KDataset, reduceZeroLabel, SegDataset, ShapesSegDataset } from '../src/datasets/seg_dataset.ts';
 import { loadImage, type Sample, type TransformConfig } from '../src/datasets/transforms/index.ts';
 import { maskBoundingBoxes, masksToBitmaps, numMasks } from '../src/structures/masks.ts';
@@ -48,10 +51,10 @@ function writeAnn(name: string, edit: (d: CocoJson) => void): string {
 }
 
 const PIPELINE: TransformConfig[] = [
-  { type: 'Resize', scale: [160, 128], keepRatio: true },
+  { type: 'Resize', scale: [160, 128], keep_ratio: true },
   { type: 'RandomFlip', prob: 0.5 },
   { type: 'Normalize' },
-  { type: 'Pad', sizeDivisor: 32 },
+  { type: 'Pad', size_divisor: 32 },
 ];
 
 test('CocoDataset: length, category <-> label mapping, aspect groups', async () => {
@@ -366,4 +369,72 @@ test('SegDataset: missing label files (skip lists them and skips the samples; er
   cpSync(path.join(root, 'ade', 'images', 'training'), path.join(strictNoMissing, 'ann'), { recursive: true }); // .jpg only: no labels
   await assert.rejects(ShapesSegDataset.create({ imgDir: path.join(strictNoMissing, 'img'), annDir: path.join(strictNoMissing, 'ann'), pipeline: [] }), /6 of 6 images/);
   await assert.rejects(ShapesSegDataset.create({ imgDir: path.join(root, 'nowhere'), annDir: anns, pipeline: [] }), /cannot list image folder .*nowhere/);
+});
+
+/** Awaits `p`, expecting a ConfigError; returns it. */
+async function configError(p: Promise<unknown>): Promise<ConfigError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('buildDataset: ConfigErrors name the file, the full key path and the alternatives', async () => {
+  const at = { file: 'configs/x.yaml', path: 'data.train' };
+  const coco = { type: 'CocoDataset', ann_file: 'a.json', img_dir: 'imgs', pipeline: [] };
+  // Unknown type.
+  let e = await configError(buildDataset({ ...coco, type: 'CocoDatset' }, at));
+  assert.equal(e.message, "configs/x.yaml: data.train.type: unknown dataset type 'CocoDatset'; known: CocoDataset, SegDataset, ADE20KDataset, ShapesSegDataset (did you mean 'CocoDataset'?)");
+  assert.deepEqual(e.details, { file: 'configs/x.yaml', path: 'data.train.type', value: 'CocoDatset', allowed: ['CocoDataset', 'SegDataset', 'ADE20KDataset', 'ShapesSegDataset'] });
+  e = await configError(buildDataset({ ann_file: 'a.json' }, at));
+  assert.match(e.message, /^configs\/x\.yaml: data\.train\.type: expected a dataset type \(one of CocoDataset, .*\), got nothing$/);
+  // Unknown key (camelCase is not a config key).
+  e = await configError(buildDataset({ ...coco, ann_fle: 'a' }, at));
+  assert.equal(e.message, "configs/x.yaml: data.train.ann_fle: unknown key 'ann_fle'; allowed: ann_file, img_dir, pipeline, filter_empty_gt, min_size, test_mode, on_bad_sample (did you mean 'ann_file'?)");
+  assert.deepEqual(e.details.allowed, ['ann_file', 'img_dir', 'pipeline', 'filter_empty_gt', 'min_size', 'test_mode', 'on_bad_sample']);
+  assert.equal(e.details.path, 'data.train.ann_fle');
+  e = await configError(buildDataset({ type: 'ShapesSegDataset', img_dir: 'i', ann_dir: 'a', pipeline: [], reduce_zero_label: true }, at));
+  assert.match(e.message, /data\.train\.reduce_zero_label: unknown key 'reduce_zero_label'; allowed: img_dir, ann_dir, pipeline, on_bad_sample$/);
+  e = await configError(buildDataset({ ...coco, filterEmptyGt: false }, at));
+  assert.match(e.message, /data\.train\.filterEmptyGt: unknown key .* \(did you mean 'filter_empty_gt'\?\)$/);
+  // Wrong value types.
+  e = await configError(buildDataset({ ...coco, filter_empty_gt: 3 }, at));
+  assert.equal(e.message, 'configs/x.yaml: data.train.filter_empty_gt: expected true or false, got 3');
+  assert.deepEqual(e.details, { file: 'configs/x.yaml', path: 'data.train.filter_empty_gt', value: 3, allowed: 'true or false' });
+  e = await configError(buildDataset({ ...coco, on_bad_sample: 'skp' }, at));
+  assert.match(e.message, /data\.train\.on_bad_sample: expected one of 'skip', 'error', got "skp" \(did you mean 'skip'\?\)$/);
+  e = await configError(buildDataset({ type: 'SegDataset', img_dir: 'i', ann_dir: 'a', classes: ['a', 2], pipeline: [] }, at));
+  assert.equal(e.message, 'configs/x.yaml: data.train.classes.1: expected a string, got 2');
+  // The pipeline's errors carry the full path too.
+  e = await configError(buildDataset({ ...coco, pipeline: [{ type: 'LoadImageFromFile' }, { type: 'Resize', scale: [8, 8], keep_ratio: 3 }] }, at));
+  assert.equal(e.message, 'configs/x.yaml: data.train.pipeline.1.keep_ratio: expected true or false, got 3');
+  e = await configError(buildDataset({ ...coco, pipeline: [{ type: 'Resize', scale: [8, 8], ratio_rnge: [0.5, 2] }] }, at));
+  assert.match(e.message, /data\.train\.pipeline\.0\.ratio_rnge: unknown key 'ratio_rnge'; allowed: scale, keep_ratio, ratio_range \(did you mean 'ratio_range'\?\)$/);
+  e = await configError(buildDataset({ ...coco, pipeline: [{ type: 'Flip' }] }, at));
+  assert.equal(e.details.path, 'data.train.pipeline.0.type');
+  assert.ok((e.details.allowed as string[]).includes('RandomFlip'));
+  // Missing keys name the block.
+  e = await configError(buildDataset({ type: 'ADE20KDataset', img_dir: 'i', pipeline: [] }, at));
+  assert.match(e.message, /^configs\/x\.yaml: data\.train: missing required key 'ann_dir'/);
+});
+
+test('buildDataset: snake_case options reach the dataset; seg datasets expose their label files', async () => {
+  const ds = await buildDataset({ type: 'CocoDataset', ann_file: annFile, img_dir: imgDir, pipeline: PIPELINE, min_size: 75, on_bad_sample: 'error' }, { path: 'd' });
+  const direct = await CocoDataset.create({ annFile, imgDir, pipeline: PIPELINE, minSize: 75, onBadSample: 'error' });
+  assert.ok(ds instanceof CocoDataset);
+  assert.equal(ds.onBadSample, 'error');
+  assert.equal(ds.length, direct.length);
+  assert.deepEqual(ds.classes, direct.classes);
+  const [a, b] = [await ds.getSample(0, new Rng(3)), await direct.getSample(0, new Rng(3))];
+  assert.deepEqual(a!.img.data, b!.img.data);
+  assert.deepEqual(a!.gtBboxes, b!.gtBboxes);
+  assert.ok(!isSegLabelSource(ds));
+  const seg = await buildDataset({ type: 'ShapesSegDataset', img_dir: segImgDir, ann_dir: segAnnDir, pipeline: [] }, { path: 'd' });
+  assert.ok(isSegLabelSource(seg));
+  assert.equal(seg.pairs.length, seg.length);
+  assert.equal(seg.reduceZeroLabel, true);
+  assert.deepEqual(seg.classes, SHAPES_SEG_CLASSES);
 });

@@ -31,7 +31,7 @@ class Pooled extends Module implements TrainableModel {
     super();
     this.fc = this.addModule('fc', new Linear(3, 1));
   }
-  forwardTrain(batch: Batch): Record<string, tf.Scalar> {
+  loss(batch: Batch): Record<string, tf.Scalar> {
     return tf.tidy(() => {
       const y = this.fc.forward(tf.mean(batch.imgs, [1, 2]) as tf.Tensor2D);
       return { 'x.loss': tf.mean(tf.square(tf.sub(y, 1))) as tf.Scalar, 'x.acc': tf.scalar(7) as tf.Scalar };

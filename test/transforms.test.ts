@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { Rng } from '../src/nn/random.ts';
-import { buildPipeline, splitLoadSteps, clipPolygon, cropSample, flipSample, loadAnnotations, loadImage, makeSample, multiScaleShortSide, Normalize, Pad, PhotoMetricDistortion, RandomCrop, RandomFlip, rescaleSize, Resize, resizeSampleTo, rgbToHsv, hsvToRgb, runPipeline, type Sample, type Transform } from '../src/datasets/transforms/index.ts';
+import { buildPipeline, clipPolygon, cropSample, flipSample, loadAnnotations, loadImage, makeSample, multiScaleShortSide, Normalize, Pad, PhotoMetricDistortion, RandomCrop, RandomFlip, rescaleSize, Resize, resizeSampleTo, rgbToHsv, hsvToRgb, runPipeline, type Sample, type Transform } from '../src/datasets/transforms/index.ts';
+import { ConfigError } from '../src/config/errors.ts';
 import { maskBoundingBoxes, masksToBitmaps, type InstanceMasks } from '../src/structures/masks.ts';
 
 const W = 64, H = 48;
@@ -241,10 +242,10 @@ test('determinism: same seed same output, different seeds differ', () => {
     { type: 'Resize', scale: multiScaleShortSide([32, 64], 8, 100) },
     { type: 'RandomFlip', prob: 0.5 },
     { type: 'PhotoMetricDistortion' },
-    { type: 'RandomCrop', cropSize: [30, 30], allowNegativeCrop: true },
+    { type: 'RandomCrop', crop_size: [30, 30], allow_negative_crop: true },
     { type: 'Normalize' },
-    { type: 'Pad', sizeDivisor: 16 },
-  ]);
+    { type: 'Pad', size_divisor: 16 },
+  ]).transforms;
   const run = (seed: number) => runPipeline(pipe, makeTestSample(), { rng: new Rng(seed) })!;
   const a = run(5), b = run(5);
   assert.deepEqual(a.img.data, b.img.data);
@@ -296,17 +297,56 @@ test('PhotoMetricDistortion: shape, range, identity with probabilities 0, HSV ro
   assert.ok(Math.abs(r) < 1e-9 && Math.abs(g - 200) < 1e-9 && Math.abs(b) < 1e-9);
 });
 
-test('buildPipeline errors', () => {
-  assert.throws(() => buildPipeline([{ type: 'Nope' }]), /unknown transform type 'Nope'.*Resize, RandomFlip, RandomCrop, PhotoMetricDistortion, Normalize, Pad/);
-  assert.throws(() => buildPipeline([{ type: 'Resize', scale: [10, 10], keep_ratoi: true }]), /unknown key 'keep_ratoi'; allowed keys: scale, keep_ratio, ratio_range/);
-  // MMDet's snake_case keys and camelCase are the same key.
-  const [snake] = buildPipeline([{ type: 'Pad', size_divisor: 32 }]);
-  const [camel] = buildPipeline([{ type: 'Pad', sizeDivisor: 32 }]);
-  assert.deepEqual(snake, camel);
-  assert.throws(() => buildPipeline([{ type: 'Pad', sizeDivisor: 0 }]), /sizeDivisor/);
-  assert.throws(() => new RandomFlip({ prob: 0.5, bogus: 1 } as never), /unknown config key 'bogus'/);
-  const p = buildPipeline([{ type: 'RandomFlip', prob: 1, direction: 'vertical' }]);
+/** Runs `fn`, expecting a ConfigError; returns it. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('buildPipeline: ConfigErrors name the file, the key path and the alternatives', () => {
+  const at = { file: 'x.yaml', path: 'data.train.pipeline' };
+  const KNOWN = ['LoadImage', 'LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'RandomCrop', 'PhotoMetricDistortion', 'Normalize', 'Pad'];
+  // Unknown type: the known ones, with a suggestion.
+  let e = configError(() => buildPipeline([{ type: 'RandomFlip' }, { type: 'Resise', scale: [10, 10] }], at));
+  assert.equal(e.message, `x.yaml: data.train.pipeline.1.type: unknown pipeline step type 'Resise'; known: ${KNOWN.join(', ')} (did you mean 'Resize'?)`);
+  assert.deepEqual(e.details, { file: 'x.yaml', path: 'data.train.pipeline.1.type', value: 'Resise', allowed: KNOWN });
+  // Unknown key: the allowed ones, with a suggestion; camelCase is not a config key.
+  e = configError(() => buildPipeline([{ type: 'Resize', scale: [10, 10], keep_ratoi: true }], at));
+  assert.equal(e.message, "x.yaml: data.train.pipeline.0.keep_ratoi: unknown key 'keep_ratoi'; allowed: scale, keep_ratio, ratio_range (did you mean 'keep_ratio'?)");
+  assert.deepEqual(e.details.allowed, ['scale', 'keep_ratio', 'ratio_range']);
+  e = configError(() => buildPipeline([{ type: 'Pad', sizeDivisor: 32 }], at));
+  assert.match(e.message, /pipeline\.0\.sizeDivisor: unknown key 'sizeDivisor'; allowed: size_divisor, size, pad_val, seg_pad_val \(did you mean 'size_divisor'\?\)/);
+  // Wrong value type and range.
+  e = configError(() => buildPipeline([{ type: 'Resize', scale: [10, 10], keep_ratio: 3 }], at));
+  assert.equal(e.message, 'x.yaml: data.train.pipeline.0.keep_ratio: expected true or false, got 3');
+  assert.deepEqual(e.details, { file: 'x.yaml', path: 'data.train.pipeline.0.keep_ratio', value: 3, allowed: 'true or false' });
+  e = configError(() => buildPipeline([{ type: 'Resize', scale: [10, 10], ratio_range: [0.5, 'x'] }], at));
+  assert.match(e.message, /^x\.yaml: data\.train\.pipeline\.0\.ratio_range\.1: expected a number > 0, got "x"$/);
+  e = configError(() => buildPipeline([{ type: 'Pad', size_divisor: 0 }], at));
+  assert.match(e.message, /pipeline\.0\.size_divisor: expected an integer >= 1, got 0/);
+  e = configError(() => buildPipeline([{ type: 'RandomFlip', direction: 'horizontl' }], at));
+  assert.match(e.message, /pipeline\.0\.direction: expected one of 'horizontal', 'vertical', 'diagonal', got "horizontl" \(did you mean 'horizontal'\?\)/);
+  assert.deepEqual(e.details.allowed, ['horizontal', 'vertical', 'diagonal']);
+  // A constraint checked by the constructor still names the entry.
+  e = configError(() => buildPipeline([{ type: 'Pad' }], at));
+  assert.equal(e.message, 'x.yaml: data.train.pipeline.0: Pad: give exactly one of size and size_divisor');
+  e = configError(() => buildPipeline([{ type: 'Resize', scale: [[10, 10], [20, 20]], ratio_range: [0.5, 2] }], at));
+  assert.match(e.message, /pipeline\.0: Resize: ratio_range needs a single scale/);
+  // Not a list / not a dict / no type.
+  assert.match(configError(() => buildPipeline({ type: 'Resize' }, at)).message, /^x\.yaml: data\.train\.pipeline: expected a list/);
+  assert.match(configError(() => buildPipeline(['Resize'], at)).message, /^x\.yaml: data\.train\.pipeline\.0: expected a dict/);
+  assert.match(configError(() => buildPipeline([{ scale: [1, 1] }], at)).message, /pipeline\.0\.type: expected a pipeline step type \(one of LoadImage, .*\), got nothing/);
+  // Without a place, paths start at 'pipeline'.
+  assert.match(configError(() => buildPipeline([{ type: 'Nope' }])).message, /^pipeline\.0\.type: unknown pipeline step type 'Nope'/);
+  assert.throws(() => new Pad({}), /exactly one/);
+  const p = buildPipeline([{ type: 'RandomFlip', prob: 1, direction: 'vertical' }]).transforms;
   assert.equal(p[0].name, 'RandomFlip');
+  assert.deepEqual(buildPipeline([{ type: 'Pad', size_divisor: 32, pad_val: 3 }]).transforms[0], new Pad({ sizeDivisor: 32, padVal: 3 }));
 });
 
 test('loadImage / loadAnnotations', async () => {
@@ -340,15 +380,17 @@ test('loadImage / loadAnnotations', async () => {
   }
 });
 
-test('splitLoadSteps: MMDet loading entries at the head carry options; elsewhere they are errors', () => {
-  const { load, rest } = splitLoadSteps([
+test('buildPipeline: MMDet loading entries at the head carry options; elsewhere they are errors', () => {
+  const { load, transforms } = buildPipeline([
     { type: 'LoadImageFromFile' },
     { type: 'LoadAnnotations', with_bbox: true, with_mask: true, poly2mask: true },
     { type: 'RandomFlip', prob: 0.5 },
   ]);
-  assert.deepEqual(load, { image: {}, annotations: { withBbox: true, withMask: true, poly2mask: true } });
-  assert.deepEqual(rest.map((c) => c.type), ['RandomFlip']);
-  assert.throws(() => splitLoadSteps([{ type: 'RandomFlip' }, { type: 'LoadAnnotations' }]), /entry 1 \(LoadAnnotations\): loading steps must come first/);
-  assert.throws(() => splitLoadSteps([{ type: 'LoadAnnotations', with_maks: true }]), /unknown key 'with_maks'; allowed keys: with_bbox, with_label, with_mask, with_seg, poly2mask/);
-  assert.throws(() => splitLoadSteps([{ type: 'LoadAnnotations', with_bbox: false }]), /not supported/);
+  assert.deepEqual(load, { image: {}, annotations: { withMask: true, poly2mask: true } });
+  assert.deepEqual(transforms.map((t) => t.name), ['RandomFlip']);
+  assert.deepEqual(buildPipeline([{ type: 'LoadImage', auto_orient: false }]).load, { image: { autoOrient: false }, annotations: {} });
+  assert.throws(() => buildPipeline([{ type: 'RandomFlip' }, { type: 'LoadAnnotations' }]), /^ConfigError: pipeline\.1: LoadAnnotations: loading steps must come first/);
+  assert.throws(() => buildPipeline([{ type: 'LoadAnnotations', with_maks: true }]),
+    /pipeline\.0\.with_maks: unknown key 'with_maks'; allowed: with_bbox, with_label, with_mask, with_seg, poly2mask \(did you mean 'with_mask'\?\)/);
+  assert.throws(() => buildPipeline([{ type: 'LoadAnnotations', with_bbox: false }]), /^ConfigError: pipeline\.0\.with_bbox: false is not supported/);
 });

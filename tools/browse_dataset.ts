@@ -77,9 +77,9 @@ await runCli(async () => {
   if (!block) throw new Error(`${configPath}: no 'data.${argv.split}' block`);
   // Show the pixels as the model's input geometry sees them, but in colour: skip Normalize.
   const pipeline = ((block.pipeline ?? []) as TransformConfig[]).filter((t) => t.type !== 'Normalize');
-  const dataset = await buildDataset(block, `${configPath}: data.${argv.split}`, { pipeline });
-  const classes = (dataset as { classes?: readonly string[] }).classes ?? [];
-  const palette = (dataset as { palette?: readonly (readonly number[])[] }).palette;
+  const dataset = await buildDataset(block, { file: configPath, path: `data.${argv.split}` }, { pipeline });
+  const classes = dataset.classes ?? [];
+  const palette = dataset.palette;
   mkdirSync(argv.out, { recursive: true });
   const n = Math.min(argv.n, dataset.length);
   let written = 0;

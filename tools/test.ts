@@ -73,7 +73,7 @@ await runCli(async () => {
   validateModelConfig(cfg.model, cfgPath);
 
   const split = cfg.data.test ? 'test' : 'val';
-  const dataset = await buildDataset(cfg.data[split] as Record<string, unknown>, `${cfgPath}: data.${split}`);
+  const dataset = await buildDataset(cfg.data[split], { file: cfgPath, path: `data.${split}` });
   // The full checkpoint replaces the backbone's pretrained weights, so don't read those.
   const model = await buildModel(cfg.model, { file: cfgPath, log: () => undefined, loadCheckpoint: false });
   await loadCheckpoint(model, weights, { strict: true });

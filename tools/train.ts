@@ -78,8 +78,8 @@ await runCli(async () => {
 
   // Build everything before writing anything, so a bad config leaves no half-made work dir.
   const log = (line: string) => console.log(line);
-  const trainSet = await buildDataset(cfg.data.train as Record<string, unknown>, `${cfgPath}: data.train`);
-  const valSet = await buildDataset(cfg.data.val as Record<string, unknown>, `${cfgPath}: data.val`);
+  const trainSet = await buildDataset(cfg.data.train, { file: cfgPath, path: 'data.train' });
+  const valSet = await buildDataset(cfg.data.val, { file: cfgPath, path: 'data.val' });
   const model = await buildModel(cfg.model, { file: cfgPath, log });
   const evaluator = buildEvaluator(cfg.val_evaluator, { task: model.task, dataset: valSet, numClasses: model.numClasses, file: cfgPath });
   const bestMetric = cfg.train.best_metric ?? evaluator.defaultBestMetric;

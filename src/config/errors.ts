@@ -1,6 +1,6 @@
 /**
  * Config errors and "did you mean" suggestions, shared by the loader, the cfg-options parser,
- * the schema validator and the registry, so every message has the same shape:
+ * the schema validator and the `type:` tables, so every message has the same shape:
  * `<file>: <key.path>: <what is wrong>`.
  */
 
@@ -102,3 +102,6 @@ export function didYouMean(name: string, candidates: readonly string[]): string 
 export function where(file: string | undefined, path: string): string {
   return [file, path].filter((p) => p).join(': ');
 }
+
+/** Rendering of a bad value for messages (one helper for config, datasets and src/coco). */
+export { formatValue } from '../util/format_value.ts';

@@ -1,8 +1,8 @@
-/** Config loading (`_base_` inheritance, `--cfg-options`), schema validation, dumping, registries. */
+/** Config loading (`_base_` inheritance, `--cfg-options`), schema validation, dumping, `type:` tables. */
 export { ConfigError, closest, didYouMean, editDistance } from './errors.ts';
 export { loadConfig, mergeConfig, isDict, type Config, type LoadConfigOptions } from './load.ts';
 export { applyCfgOptions, parseCfgOption, parseOptionValue, type CfgOptionsOptions } from './cfg_options.ts';
-export { any, bool, byType, int, list, lookupType, nul, num, obj, oneOf, optional, refine, str, validate, type Infer, type Schema, type TypedBlock } from './schema.ts';
+export { any, bool, byType, int, list, nul, num, obj, oneOf, optional, refine, str, validate, type Infer, type Schema, type TypedBlock } from './schema.ts';
 export { experimentSchema, validateExperimentConfig, type ExperimentConfig } from './experiment.ts';
 export { dumpConfig, configToYaml } from './dump.ts';
-export { Registry } from './registry.ts';
+export { buildFromTable, childPath, lookupType, typeSpec, type ConfigAt, type TypeSpec } from './lookup.ts';

@@ -10,6 +10,7 @@
  */
 import { ConfigError, didYouMean, where } from './errors.ts';
 import { formatValue } from '../util/format_value.ts';
+import { lookupType } from './lookup.ts';
 
 /** What kind of YAML value a schema accepts; `oneOf` uses it to pick the error worth reporting. */
 export type Kind = 'number' | 'string' | 'boolean' | 'null' | 'list' | 'dict' | 'any';
@@ -248,19 +249,8 @@ export function byType<T extends Record<string, Schema<unknown>>>(kind: string, 
     expected: `a dict with 'type' (${kind}: ${known.join(', ')})`,
     check(v, path, file) {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) return expectedGot(file, path, `a dict with 'type' (${kind})`, v);
-      const t = (v as Record<string, unknown>).type;
-      const at = child(path, 'type');
-      if (typeof t !== 'string') return fail(file, at, `expected a ${kind} (${known.join(', ')}), got ${formatValue(t)}`, { value: t, allowed: known });
-      if (!Object.hasOwn(table, t)) return fail(file, at, `unknown ${kind} '${t}'; known: ${known.join(', ')}${didYouMean(t, known)}`, { value: t, allowed: known });
-      return table[t].check(v, path, file) as TypedBlock<T>;
+      const entry = lookupType(table, (v as Record<string, unknown>).type, file, child(path, 'type'), kind);
+      return entry.check(v, path, file) as TypedBlock<T>;
     },
   };
-}
-
-/** The lookup behind a `type:` table for builders that validate with their own schema. */
-export function lookupType<E>(table: Readonly<Record<string, E>>, name: unknown, kind: string, path: string, file?: string): E {
-  const known = Object.keys(table);
-  if (typeof name === 'string' && Object.hasOwn(table, name)) return table[name];
-  const what = typeof name === 'string' ? `unknown ${kind} '${name}'; known: ${known.join(', ')}${didYouMean(name, known)}` : `expected a ${kind} (${known.join(', ')}), got ${formatValue(name)}`;
-  return fail(file, path, what, { value: name, allowed: known });
 }

@@ -23,13 +23,16 @@ import type { CocoAnnotation, CocoImage } from '../coco/types.ts';
 import type { Rng } from '../nn/random.ts';
 import type { BadSamplePolicy, Dataset } from './dataset.ts';
 import { loadAnnotations, loadImage } from './transforms/load.ts';
-import { buildPipeline, runPipeline, splitLoadSteps, type LoadSteps, type TransformConfig } from './transforms/pipeline.ts';
+import { bool, num, obj, optional, str } from '../config/schema.ts';
+import { typeSpec } from '../config/lookup.ts';
+import { PIPELINE_SCHEMA, resolvePipeline, runPipeline, type LoadSteps, type PipelineOption } from './transforms/pipeline.ts';
 import type { Sample, Transform } from './transforms/types.ts';
 
 export interface CocoDatasetOptions {
   annFile: string;
   imgDir: string;
-  pipeline: TransformConfig[];
+  /** Entries `{type, ...}` (loading steps first), or a built pipeline. */
+  pipeline: PipelineOption;
   /** Drop images without annotations of known categories, and treat samples left without boxes as bad (default true). */
   filterEmptyGt?: boolean;
   /** Drop images with `min(width, height) < minSize` (default 32). */
@@ -40,6 +43,22 @@ export interface CocoDatasetOptions {
   /** Receives warning lines (default console.warn). */
   log?: (line: string) => void;
 }
+
+/** `{type: CocoDataset, ...}` in a config (MMDet's keys). */
+export const COCO_DATASET_SCHEMA = obj({
+  ann_file: str(),
+  img_dir: str(),
+  pipeline: PIPELINE_SCHEMA,
+  filter_empty_gt: optional(bool()),
+  min_size: optional(num({ min: 0 })),
+  test_mode: optional(bool()),
+  on_bad_sample: optional(str({ enum: ['skip', 'error'] as const })),
+});
+
+export const COCO_DATASET_SPEC = typeSpec(COCO_DATASET_SCHEMA, (c) => CocoDataset.create({
+  annFile: c.ann_file, imgDir: c.img_dir, pipeline: c.pipeline, filterEmptyGt: c.filter_empty_gt, minSize: c.min_size,
+  testMode: c.test_mode, onBadSample: c.on_bad_sample,
+}));
 
 /** A sample-level data problem (reported by the bad-sample policy). */
 class BadSampleError extends Error {}
@@ -87,8 +106,7 @@ export class CocoDataset implements Dataset {
     const policy = opts.onBadSample ?? 'skip';
     if (policy !== 'skip' && policy !== 'error') throw new Error(`CocoDataset: onBadSample must be 'skip' or 'error', got '${String(policy)}'`);
     const log = opts.log ?? ((line: string) => console.warn(line));
-    const { load: loadSteps, rest } = splitLoadSteps(opts.pipeline);
-    const transforms = buildPipeline(rest);
+    const { load: loadSteps, transforms } = resolvePipeline(opts.pipeline);
     const coco = await COCO.fromFile(annFile);
     const catIds = coco.getCatIds().slice().sort((a, b) => a - b);
     if (catIds.length === 0) throw new Error(`CocoDataset: ${annFile} has no categories`);

@@ -21,8 +21,28 @@ export interface Dataset {
   aspectGroup?(index: number): 0 | 1;
   /** Samples skipped as bad so far. */
   readonly badSamples: number;
-  /** Class names, label order (when the dataset knows them). */
+  /** Class name per label, when the dataset knows them. */
   readonly classes?: readonly string[];
-  /** An RGB colour per class, for visualisations. */
-  readonly palette?: readonly (readonly [number, number, number])[];
+  /** RGB colour per label, when the dataset has them. */
+  readonly palette?: readonly [number, number, number][];
+}
+
+/** One image/label pair of a segmentation dataset. `segPath` is null when the label file is missing. */
+export interface SegPair {
+  stem: string;
+  imgPath: string;
+  segPath: string | null;
+}
+
+/** A dataset whose samples' label maps are files on disk (the seg datasets), for evaluation at original size. */
+export interface SegLabelSource extends Dataset {
+  /** Per sample, in index order. */
+  readonly pairs: readonly SegPair[];
+  /** Whether the label files still need reduce_zero_label (0 → 255, k → k - 1). */
+  readonly reduceZeroLabel: boolean;
+}
+
+export function isSegLabelSource(ds: Dataset): ds is SegLabelSource {
+  const d: Partial<SegLabelSource> = ds;
+  return Array.isArray(d.pairs) && typeof d.reduceZeroLabel === 'boolean';
 }

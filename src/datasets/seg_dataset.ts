@@ -15,10 +15,12 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Rng } from '../nn/random.ts';
-import type { BadSamplePolicy, Dataset } from './dataset.ts';
+import { typeSpec } from '../config/lookup.ts';
+import { bool, int, list, obj, optional, str, type Schema } from '../config/schema.ts';
+import type { BadSamplePolicy, SegLabelSource, SegPair } from './dataset.ts';
 import { SHAPES_SEG_CLASSES, SHAPES_SEG_PALETTE } from './shapes.ts';
 import { loadImage, loadSegMap } from './transforms/load.ts';
-import { buildPipeline, runPipeline, splitLoadSteps, type LoadSteps, type TransformConfig } from './transforms/pipeline.ts';
+import { PIPELINE_SCHEMA, resolvePipeline, runPipeline, type LoadSteps, type PipelineOption } from './transforms/pipeline.ts';
 import type { Sample, Transform } from './transforms/types.ts';
 
 export interface SegDatasetOptions {
@@ -30,7 +32,8 @@ export interface SegDatasetOptions {
   reduceZeroLabel?: boolean;
   classes: readonly string[];
   palette?: readonly [number, number, number][];
-  pipeline: TransformConfig[];
+  /** Entries `{type, ...}` (loading steps first), or a built pipeline. */
+  pipeline: PipelineOption;
   onBadSample?: BadSamplePolicy;
   /** Receives warning lines (default console.warn). */
   log?: (line: string) => void;
@@ -39,12 +42,32 @@ export interface SegDatasetOptions {
 /** Options of the presets, whose classes, suffixes and reduce_zero_label are fixed. */
 export type PresetSegDatasetOptions = Omit<SegDatasetOptions, 'classes' | 'palette' | 'imgSuffix' | 'segMapSuffix' | 'reduceZeroLabel'>;
 
-/** One image/label pair. `segPath` is null when the label file is missing. */
-export interface SegPair {
-  stem: string;
-  imgPath: string;
-  segPath: string | null;
-}
+export type { SegPair } from './dataset.ts';
+
+const COMMON_FIELDS = {
+  img_dir: str(),
+  ann_dir: str(),
+  pipeline: PIPELINE_SCHEMA,
+  on_bad_sample: optional(str({ enum: ['skip', 'error'] as const })),
+};
+
+/** `{type: SegDataset, ...}` in a config (MMSeg's keys). */
+export const SEG_DATASET_SCHEMA = obj({
+  ...COMMON_FIELDS,
+  img_suffix: optional(str()),
+  seg_map_suffix: optional(str()),
+  reduce_zero_label: optional(bool()),
+  classes: list(str()),
+  palette: optional(list(list(int({ min: 0, max: 255 }), { len: 3 }) as Schema<[number, number, number]>)),
+});
+
+/** `{type: ADE20KDataset | ShapesSegDataset, ...}`: the presets fix classes, suffixes and reduce_zero_label. */
+export const PRESET_SEG_DATASET_SCHEMA = obj(COMMON_FIELDS);
+
+export const SEG_DATASET_SPEC = typeSpec(SEG_DATASET_SCHEMA, (c) => SegDataset.create({
+  imgDir: c.img_dir, annDir: c.ann_dir, pipeline: c.pipeline, onBadSample: c.on_bad_sample, imgSuffix: c.img_suffix,
+  segMapSuffix: c.seg_map_suffix, reduceZeroLabel: c.reduce_zero_label, classes: c.classes, palette: c.palette,
+}));
 
 interface SegInit {
   opts: SegDatasetOptions;
@@ -80,8 +103,7 @@ async function scan(opts: SegDatasetOptions): Promise<SegInit> {
     throw new Error(`SegDataset: palette has ${opts.palette.length} colours for ${opts.classes.length} classes`);
   }
   const log = opts.log ?? ((line: string) => console.warn(line));
-  const { load, rest } = splitLoadSteps(opts.pipeline);
-  const transforms = buildPipeline(rest);
+  const { load, transforms } = resolvePipeline(opts.pipeline);
   const imgs = await listFiles(opts.imgDir, imgSuffix, 'image');
   if (imgs.length === 0) throw new Error(`SegDataset: no '*${imgSuffix}' images in ${opts.imgDir}`);
   const segs = new Set(await listFiles(opts.annDir, segSuffix, 'annotation'));
@@ -113,7 +135,7 @@ export function reduceZeroLabel(seg: Uint8Array): Uint8Array {
 /** A sample-level data problem (reported by the bad-sample policy). */
 class BadSampleError extends Error {}
 
-export class SegDataset implements Dataset {
+export class SegDataset implements SegLabelSource {
   readonly imgDir: string;
   readonly annDir: string;
   readonly classes: readonly string[];
@@ -263,3 +285,11 @@ export class ShapesSegDataset extends SegDataset {
     }));
   }
 }
+
+export const ADE20K_DATASET_SPEC = typeSpec(PRESET_SEG_DATASET_SCHEMA, (c) => ADE20KDataset.create({
+  imgDir: c.img_dir, annDir: c.ann_dir, pipeline: c.pipeline, onBadSample: c.on_bad_sample,
+}));
+
+export const SHAPES_SEG_DATASET_SPEC = typeSpec(PRESET_SEG_DATASET_SCHEMA, (c) => ShapesSegDataset.create({
+  imgDir: c.img_dir, annDir: c.ann_dir, pipeline: c.pipeline, onBadSample: c.on_bad_sample,
+}));

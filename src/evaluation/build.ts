@@ -8,10 +8,10 @@
 import { COCO } from '../coco/coco.ts';
 import { ConfigError, where } from '../config/errors.ts';
 import { byType, int, list, obj, oneOf, optional, str, validate, type Infer } from '../config/schema.ts';
-import type { Dataset } from '../datasets/dataset.ts';
+import { isSegLabelSource, type Dataset } from '../datasets/dataset.ts';
 import { CocoMetric, type CocoIouType } from './coco_evaluator.ts';
 import type { Evaluator } from './evaluator.ts';
-import { IoUMetric, type SegLabelFiles } from './seg_evaluator.ts';
+import { IoUMetric } from './seg_evaluator.ts';
 
 const iouType = str({ enum: ['bbox', 'segm'] });
 
@@ -38,10 +38,6 @@ export interface EvaluatorContext {
   file?: string;
 }
 
-function labelFilesOf(ds: Dataset): SegLabelFiles | undefined {
-  const d = ds as Dataset & Partial<SegLabelFiles>;
-  return Array.isArray(d.pairs) && typeof d.reduceZeroLabel === 'boolean' && d.pairs.length === ds.length ? (d as SegLabelFiles) : undefined;
-}
 
 function cocoOf(ds: Dataset): { coco: COCO; label2cat: readonly number[] } | undefined {
   const d = ds as Dataset & { coco?: unknown; label2cat?: unknown };
@@ -55,7 +51,7 @@ function cocoOf(ds: Dataset): { coco: COCO; label2cat: readonly number[] } | und
 export function buildEvaluator(block: unknown, ctx: EvaluatorContext): Evaluator {
   const b = block === undefined || block === null ? validateEvaluatorConfig({ type: DEFAULT_EVALUATOR[ctx.task] }, ctx.file) : validateEvaluatorConfig(block, ctx.file);
   if (b.type === 'IoUMetric') {
-    return new IoUMetric({ numClasses: ctx.numClasses, ignoreIndex: b.ignore_index, labelFiles: labelFilesOf(ctx.dataset), classes: ctx.dataset.classes });
+    return new IoUMetric({ numClasses: ctx.numClasses, ignoreIndex: b.ignore_index, labelFiles: isSegLabelSource(ctx.dataset) ? ctx.dataset : undefined, classes: ctx.dataset.classes });
   }
   const gt = cocoOf(ctx.dataset);
   if (!gt) {

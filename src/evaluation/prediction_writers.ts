@@ -8,7 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { Dataset } from '../datasets/dataset.ts';
+import { isSegLabelSource, type Dataset } from '../datasets/dataset.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import { instancesToCocoResults } from './coco_evaluator.ts';
@@ -38,9 +38,8 @@ function defaultPalette(k: number): [number, number, number][] {
 
 /** The file stem of an item: the dataset's pair stem, the image's name, or the index. */
 function stemOf(ds: Dataset, item: EvalItem): string {
-  const pairs = (ds as Dataset & { pairs?: readonly { stem?: string }[] }).pairs;
   const p = item.meta.imgPath;
-  return pairs?.[item.index]?.stem ?? (p ? path.basename(p, path.extname(p)) : String(item.index).padStart(6, '0'));
+  return (isSegLabelSource(ds) ? ds.pairs[item.index]?.stem : undefined) ?? (p ? path.basename(p, path.extname(p)) : String(item.index).padStart(6, '0'));
 }
 
 async function writePng(file: string, data: Uint8Array, w: number, h: number, channels: 1 | 3): Promise<void> {

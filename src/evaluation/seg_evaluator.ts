@@ -8,23 +8,19 @@
  * `IoUMetric` sees. Otherwise the sample's `gtSegMap` is used when it still has the original size
  * (a pipeline that resized the label cannot be evaluated that way, and fails with a clear error).
  */
+import type { SegLabelSource } from '../datasets/dataset.ts';
 import { readLabelPng } from '../io/label_png.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import type { EvalItem, EvalResult, Evaluator } from './evaluator.ts';
 import { formatSegMetrics, SegMetricAccumulator, type SegMetrics } from './seg_metrics.ts';
 
-/** A dataset that can give each sample's label file again. */
-export interface SegLabelFiles {
-  readonly pairs: readonly { segPath: string | null }[];
-  readonly reduceZeroLabel: boolean;
-}
 
 export interface IoUMetricOptions {
   numClasses: number;
   /** Label ignored by the metrics (default 255). */
   ignoreIndex?: number;
   /** Where the original labels are read from (else each sample's `gtSegMap`). */
-  labelFiles?: SegLabelFiles;
+  labelFiles?: Pick<SegLabelSource, 'pairs' | 'reduceZeroLabel'>;
   /** Class names for the table (default the indices). */
   classes?: readonly string[];
 }

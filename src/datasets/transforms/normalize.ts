@@ -1,7 +1,9 @@
 /**
  * Normalize (MMCV `Normalize`).
  */
-import { checkKeys, type Sample, type Transform } from './types.ts';
+import { bool, list, num, obj, optional, type Schema } from '../../config/schema.ts';
+import { typeSpec } from '../../config/lookup.ts';
+import { positive, type Sample, type Transform } from './types.ts';
 
 /** Config of {@link Normalize}. */
 export interface NormalizeConfig {
@@ -13,7 +15,16 @@ export interface NormalizeConfig {
   toRgb?: boolean;
 }
 
-export const NORMALIZE_KEYS = ['mean', 'std', 'toRgb'] as const;
+const rgb = (item: Schema<number>) => list(item, { len: 3 }) as Schema<[number, number, number]>;
+
+/** `{type: Normalize, ...}` in a config (MMCV's keys). */
+export const NORMALIZE_SCHEMA = obj({
+  mean: optional(rgb(num())),
+  std: optional(rgb(positive())),
+  to_rgb: optional(bool()),
+});
+
+export const NORMALIZE_SPEC = typeSpec(NORMALIZE_SCHEMA, (c) => new Normalize({ mean: c.mean, std: c.std, toRgb: c.to_rgb }));
 
 /** `(img - mean) / std` per channel into a new float32 image. */
 export class Normalize implements Transform {
@@ -23,7 +34,6 @@ export class Normalize implements Transform {
   readonly toRgb: boolean;
 
   constructor(cfg: NormalizeConfig = {}) {
-    checkKeys('Normalize', cfg, NORMALIZE_KEYS);
     this.mean = cfg.mean ?? [123.675, 116.28, 103.53];
     this.std = cfg.std ?? [58.395, 57.12, 57.375];
     this.toRgb = cfg.toRgb ?? false;

@@ -1,7 +1,9 @@
 /**
  * Pad (MMCV `Pad`): pads the bottom and right.
  */
-import { allocLike, checkKeys, type Sample, type Transform } from './types.ts';
+import { int, num, obj, optional } from '../../config/schema.ts';
+import { typeSpec } from '../../config/lookup.ts';
+import { allocLike, pair, type Sample, type Transform } from './types.ts';
 import { type InstanceMasks } from '../../structures/masks.ts';
 
 /** Config of {@link Pad}; exactly one of `size` and `sizeDivisor`. */
@@ -16,7 +18,15 @@ export interface PadConfig {
   segPadVal?: number;
 }
 
-export const PAD_KEYS = ['sizeDivisor', 'size', 'padVal', 'segPadVal'] as const;
+/** `{type: Pad, ...}` in a config (MMCV's keys); exactly one of `size` and `size_divisor`. */
+export const PAD_SCHEMA = obj({
+  size_divisor: optional(int({ min: 1 })),
+  size: optional(pair(int({ min: 1 }))),
+  pad_val: optional(num()),
+  seg_pad_val: optional(num()),
+});
+
+export const PAD_SPEC = typeSpec(PAD_SCHEMA, (c) => new Pad({ sizeDivisor: c.size_divisor, size: c.size, padVal: c.pad_val, segPadVal: c.seg_pad_val }));
 
 /** Pads an HWC array of `c` channels from `w x h` to `pw x ph` (bottom/right) with `val`. */
 export function padArray<T extends Uint8Array | Float32Array>(a: T, w: number, h: number, c: number, pw: number, ph: number, val: number): T {
@@ -45,10 +55,9 @@ export class Pad implements Transform {
   readonly segPadVal: number;
 
   constructor(cfg: PadConfig) {
-    checkKeys('Pad', cfg, PAD_KEYS);
-    if ((cfg.size === undefined) === (cfg.sizeDivisor === undefined)) throw new Error('Pad: give exactly one of size and sizeDivisor');
+    if ((cfg.size === undefined) === (cfg.sizeDivisor === undefined)) throw new Error('Pad: give exactly one of size and size_divisor');
     if (cfg.sizeDivisor !== undefined && !(Number.isInteger(cfg.sizeDivisor) && cfg.sizeDivisor > 0)) {
-      throw new Error(`Pad: sizeDivisor must be a positive integer, got ${cfg.sizeDivisor}`);
+      throw new Error(`Pad: size_divisor must be a positive integer, got ${cfg.sizeDivisor}`);
     }
     this.sizeDivisor = cfg.sizeDivisor;
     this.size = cfg.size;

@@ -1,7 +1,9 @@
 /**
  * PhotoMetricDistortion (MMDet/MMSeg `PhotoMetricDistortion`), on RGB images in float32.
  */
-import { checkKeys, type Sample, type Transform, type TransformContext } from './types.ts';
+import { num, obj, optional } from '../../config/schema.ts';
+import { typeSpec } from '../../config/lookup.ts';
+import { pair, type Sample, type Transform, type TransformContext } from './types.ts';
 
 /** Config of {@link PhotoMetricDistortion}. */
 export interface PhotoMetricDistortionConfig {
@@ -22,10 +24,25 @@ export interface PhotoMetricDistortionConfig {
   swapProb?: number;
 }
 
-export const PHOTO_METRIC_DISTORTION_KEYS = [
-  'brightnessDelta', 'contrastRange', 'saturationRange', 'hueDelta',
-  'brightnessProb', 'contrastProb', 'saturationProb', 'hueProb', 'swapProb',
-] as const;
+const prob = () => optional(num({ min: 0, max: 1 }));
+
+/** `{type: PhotoMetricDistortion, ...}` in a config (MMDet's keys, plus the probabilities). */
+export const PHOTO_METRIC_DISTORTION_SCHEMA = obj({
+  brightness_delta: optional(num({ min: 0 })),
+  contrast_range: optional(pair(num())),
+  saturation_range: optional(pair(num())),
+  hue_delta: optional(num({ min: 0 })),
+  brightness_prob: prob(),
+  contrast_prob: prob(),
+  saturation_prob: prob(),
+  hue_prob: prob(),
+  swap_prob: prob(),
+});
+
+export const PHOTO_METRIC_DISTORTION_SPEC = typeSpec(PHOTO_METRIC_DISTORTION_SCHEMA, (c) => new PhotoMetricDistortion({
+  brightnessDelta: c.brightness_delta, contrastRange: c.contrast_range, saturationRange: c.saturation_range, hueDelta: c.hue_delta,
+  brightnessProb: c.brightness_prob, contrastProb: c.contrast_prob, saturationProb: c.saturation_prob, hueProb: c.hue_prob, swapProb: c.swap_prob,
+}));
 
 /**
  * In MMDet's order: brightness; contrast first if the random mode is 1; convert to HSV; saturation
@@ -45,7 +62,6 @@ export class PhotoMetricDistortion implements Transform {
   readonly probs: { brightness: number; contrast: number; saturation: number; hue: number; swap: number };
 
   constructor(cfg: PhotoMetricDistortionConfig = {}) {
-    checkKeys('PhotoMetricDistortion', cfg, PHOTO_METRIC_DISTORTION_KEYS);
     this.brightnessDelta = cfg.brightnessDelta ?? 32;
     this.contrastRange = cfg.contrastRange ?? [0.5, 1.5];
     this.saturationRange = cfg.saturationRange ?? [0.5, 1.5];

@@ -1,14 +1,19 @@
 /**
- * Builds a transform pipeline from a config list (MMDet-style `{type, ...}` entries). Keys may be
- * written as in MMDet's YAML/Python configs (`keep_ratio`, `size_divisor`) or in camelCase.
+ * Builds a pipeline from a config list of MMDet-style `{type, ...}` entries with MMDet's
+ * snake_case keys: loading steps (`LoadImageFromFile`, `LoadAnnotations`) at its head, then
+ * transforms. Every entry is validated by the schema beside its class; errors are ConfigErrors
+ * naming the file and key path (`data.train.pipeline.3.ratio_range`).
  */
-import { Normalize, NORMALIZE_KEYS } from './normalize.ts';
-import { Pad, PAD_KEYS } from './pad.ts';
-import { PhotoMetricDistortion, PHOTO_METRIC_DISTORTION_KEYS } from './photometric_distortion.ts';
-import { RandomCrop, RANDOM_CROP_KEYS } from './random_crop.ts';
-import { RandomFlip, RANDOM_FLIP_KEYS } from './random_flip.ts';
-import { Resize, RESIZE_KEYS } from './resize.ts';
-import type { Sample, Transform, TransformContext } from './types.ts';
+import { ConfigError, formatValue, where } from '../../config/errors.ts';
+import { childPath, lookupType, typeSpec, type ConfigAt, type TypeSpec } from '../../config/lookup.ts';
+import { bool, obj, optional, refine, type Schema } from '../../config/schema.ts';
+import { NORMALIZE_SPEC } from './normalize.ts';
+import { PAD_SPEC } from './pad.ts';
+import { PHOTO_METRIC_DISTORTION_SPEC } from './photometric_distortion.ts';
+import { RANDOM_CROP_SPEC } from './random_crop.ts';
+import { RANDOM_FLIP_SPEC } from './random_flip.ts';
+import { RESIZE_SPEC } from './resize.ts';
+import { definedOnly, type Sample, type Transform, type TransformContext } from './types.ts';
 
 /** One pipeline entry. */
 export interface TransformConfig {
@@ -16,47 +21,15 @@ export interface TransformConfig {
   [key: string]: unknown;
 }
 
-interface Entry {
-  keys: readonly string[];
-  make: (cfg: Record<string, unknown>) => Transform;
-}
-
-/** Transform type -> allowed keys and constructor. */
-export const TRANSFORMS: Readonly<Record<string, Entry>> = {
-  Resize: { keys: RESIZE_KEYS, make: (c) => new Resize(c as never) },
-  RandomFlip: { keys: RANDOM_FLIP_KEYS, make: (c) => new RandomFlip(c as never) },
-  RandomCrop: { keys: RANDOM_CROP_KEYS, make: (c) => new RandomCrop(c as never) },
-  PhotoMetricDistortion: { keys: PHOTO_METRIC_DISTORTION_KEYS, make: (c) => new PhotoMetricDistortion(c as never) },
-  Normalize: { keys: NORMALIZE_KEYS, make: (c) => new Normalize(c as never) },
-  Pad: { keys: PAD_KEYS, make: (c) => new Pad(c as never) },
+/** Transform type → schema and constructor. */
+export const TRANSFORMS: Readonly<Record<string, TypeSpec<Transform>>> = {
+  Resize: RESIZE_SPEC,
+  RandomFlip: RANDOM_FLIP_SPEC,
+  RandomCrop: RANDOM_CROP_SPEC,
+  PhotoMetricDistortion: PHOTO_METRIC_DISTORTION_SPEC,
+  Normalize: NORMALIZE_SPEC,
+  Pad: PAD_SPEC,
 };
-
-/**
- * The transforms of `cfg`, in order. An unknown `type` fails listing the known types; an unknown
- * key fails naming it and the allowed keys (of the entry at that index).
- */
-export function buildPipeline(cfg: TransformConfig[]): Transform[] {
-  if (!Array.isArray(cfg)) throw new Error('buildPipeline: config must be a list of {type, ...}');
-  return cfg.map((c, i) => {
-    if (typeof c !== 'object' || c === null || typeof c.type !== 'string') {
-      throw new Error(`buildPipeline: entry ${i} has no string 'type'`);
-    }
-    const entry = Object.hasOwn(TRANSFORMS, c.type) ? TRANSFORMS[c.type] : undefined;
-    if (!entry) {
-      throw new Error(`buildPipeline: unknown transform type '${c.type}' (entry ${i}); known types: ${Object.keys(TRANSFORMS).join(', ')}`);
-    }
-    const { type: _t, ...given } = c;
-    const rest: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(given)) {
-      const key = snakeToCamel(k);
-      if (!entry.keys.includes(key)) {
-        throw new Error(`buildPipeline: entry ${i} (${c.type}): unknown key '${k}'; allowed keys: ${entry.keys.map(camelToSnake).join(', ')}`);
-      }
-      rest[key] = v;
-    }
-    return entry.make(rest);
-  });
-}
 
 /** Options of the loading steps a dataset performs before its pipeline. */
 export interface LoadSteps {
@@ -64,49 +37,95 @@ export interface LoadSteps {
   annotations: { withMask?: boolean; poly2mask?: boolean };
 }
 
-const LOAD_KEYS: Readonly<Record<string, readonly string[]>> = {
-  LoadImage: ['autoOrient'],
-  LoadImageFromFile: ['autoOrient'],
-  LoadAnnotations: ['withBbox', 'withLabel', 'withMask', 'withSeg', 'poly2mask'],
+/** `{type: LoadImageFromFile, ...}` in a config. */
+export const LOAD_IMAGE_SCHEMA = obj({ auto_orient: optional(bool()) });
+
+const alwaysTrue = (): Schema<boolean | undefined> =>
+  optional(refine(bool(), (v) => (v ? undefined : 'false is not supported; boxes and labels are always loaded')));
+
+/** `{type: LoadAnnotations, ...}` in a config (MMDet's keys; seg datasets always load their label maps). */
+export const LOAD_ANNOTATIONS_SCHEMA = obj({
+  with_bbox: alwaysTrue(),
+  with_label: alwaysTrue(),
+  with_mask: optional(bool()),
+  with_seg: optional(bool()),
+  poly2mask: optional(bool()),
+});
+
+const loadImageSpec = typeSpec(LOAD_IMAGE_SCHEMA, (c): Partial<LoadSteps> => ({ image: definedOnly({ autoOrient: c.auto_orient }) }));
+
+/** Loading step type → schema and the options it sets. */
+export const LOAD_STEPS: Readonly<Record<string, TypeSpec<Partial<LoadSteps>>>> = {
+  LoadImage: loadImageSpec,
+  LoadImageFromFile: loadImageSpec,
+  LoadAnnotations: typeSpec(LOAD_ANNOTATIONS_SCHEMA, (c) => ({ annotations: definedOnly({ withMask: c.with_mask, poly2mask: c.poly2mask }) })),
 };
 
+/** A built pipeline: the options of the loading steps, and the transforms. */
+export interface Pipeline {
+  load: LoadSteps;
+  transforms: Transform[];
+}
+
 /**
- * Takes MMDet-style loading entries (`LoadImage`/`LoadImageFromFile`, `LoadAnnotations`) off the
- * head of a pipeline: datasets load images and annotations themselves (async, in libuv threads),
- * honouring these entries' options; the rest is the synchronous transform pipeline. A loading
- * entry after a transform is an error, as are unknown keys.
+ * Builds the pipeline `cfg`, located at `at` (default `pipeline`) for messages. Loading entries
+ * must come first: datasets load images and annotations themselves (async, in libuv threads),
+ * honouring these entries' options; the rest is the synchronous transform pipeline.
+ * @throws ConfigError for an unknown type (listing the known ones), an unknown key (listing the
+ *   allowed ones), a bad value, a loading step after a transform, or a constraint a transform's
+ *   constructor rejects.
  */
-export function splitLoadSteps(cfg: TransformConfig[]): { load: LoadSteps; rest: TransformConfig[] } {
-  const load: LoadSteps = { image: {}, annotations: {} };
-  let i = 0;
-  for (; i < cfg.length && Object.hasOwn(LOAD_KEYS, cfg[i]?.type); i++) {
-    const { type, ...given } = cfg[i];
-    for (const [k, v] of Object.entries(given)) {
-      const key = snakeToCamel(k);
-      if (!LOAD_KEYS[type].includes(key)) {
-        throw new Error(`pipeline entry ${i} (${type}): unknown key '${k}'; allowed keys: ${LOAD_KEYS[type].map(camelToSnake).join(', ') || '(none)'}`);
-      }
-      if (typeof v !== 'boolean') throw new Error(`pipeline entry ${i} (${type}): '${k}' must be true or false, got ${JSON.stringify(v)}`);
-      if ((key === 'withBbox' || key === 'withLabel') && !v) throw new Error(`pipeline entry ${i} (${type}): '${k}: false' is not supported; boxes and labels are always loaded`);
-      if (type === 'LoadAnnotations') (load.annotations as Record<string, boolean>)[key] = v;
-      else (load.image as Record<string, boolean>)[key] = v;
-    }
+export function buildPipeline(cfg: unknown, at: ConfigAt = { path: 'pipeline' }): Pipeline {
+  const { file } = at;
+  if (!Array.isArray(cfg)) {
+    throw new ConfigError(`${where(file, at.path)}: expected a list of {type, ...} entries, got ${formatValue(cfg)}`,
+      { file, path: at.path, value: cfg, allowed: 'a list of {type, ...} entries' });
   }
-  const rest = cfg.slice(i);
-  const late = rest.findIndex((c) => Object.hasOwn(LOAD_KEYS, c?.type));
-  if (late >= 0) throw new Error(`pipeline entry ${i + late} (${rest[late].type}): loading steps must come first, before any transform`);
-  return { load, rest };
+  const known = { ...LOAD_STEPS, ...TRANSFORMS };
+  const load: LoadSteps = { image: {}, annotations: {} };
+  const transforms: Transform[] = [];
+  cfg.forEach((entry: unknown, i) => {
+    const path = childPath(at.path, i);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      throw new ConfigError(`${where(file, path)}: expected a dict {type, ...}, got ${formatValue(entry)}`, { file, path, value: entry, allowed: 'a dict {type, ...}' });
+    }
+    const { type, ...rest } = entry as Record<string, unknown>;
+    lookupType(known, type, file, childPath(path, 'type'), 'pipeline step type');
+    const name = type as string;
+    if (Object.hasOwn(LOAD_STEPS, name)) {
+      if (transforms.length > 0) {
+        throw new ConfigError(`${where(file, path)}: ${name}: loading steps must come first, before any transform`, { file, path, value: name });
+      }
+      const steps = LOAD_STEPS[name].build(rest, { file, path });
+      Object.assign(load.image, steps.image);
+      Object.assign(load.annotations, steps.annotations);
+      return;
+    }
+    try {
+      transforms.push(TRANSFORMS[name].build(rest, { file, path }));
+    } catch (e) {
+      // The schema's errors already name the key; a constructor's constraint gets the entry's place.
+      if (e instanceof ConfigError || !(e instanceof Error)) throw e;
+      throw new ConfigError(`${where(file, path)}: ${e.message}`, { file, path, value: entry });
+    }
+  });
+  return { load, transforms };
 }
 
-/** `keep_ratio` → `keepRatio`. */
-export function snakeToCamel(k: string): string {
-  return k.replace(/_([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
+/** A pipeline option of a dataset: config entries, or a pipeline built by {@link buildPipeline}. */
+export type PipelineOption = readonly TransformConfig[] | Pipeline;
+
+/** `pipeline` as a built pipeline. */
+export function resolvePipeline(pipeline: PipelineOption, at?: ConfigAt): Pipeline {
+  return 'transforms' in pipeline ? pipeline : buildPipeline(pipeline, at);
 }
 
-/** `keepRatio` → `keep_ratio`. */
-export function camelToSnake(k: string): string {
-  return k.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`);
-}
+/** The `pipeline` key of a dataset config: validates and builds it, with its key path in errors. */
+export const PIPELINE_SCHEMA: Schema<Pipeline> = {
+  kind: 'list',
+  expected: 'a list of {type, ...} entries',
+  check: (v, path, file) => buildPipeline(v, { file, path }),
+};
 
 /** Runs `transforms` in order; `null` as soon as one drops the sample. */
 export function runPipeline(transforms: Transform[], s: Sample, ctx: TransformContext): Sample | null {

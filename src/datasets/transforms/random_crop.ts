@@ -2,7 +2,9 @@
  * RandomCrop for detection (MMDet `RandomCrop`, `crop_type='absolute'`) and segmentation (MMSeg
  * `RandomCrop` with `cat_max_ratio`).
  */
-import { allocLike, checkKeys, selectInstances, type Sample, type Transform, type TransformContext } from './types.ts';
+import { bool, int, num, obj, optional } from '../../config/schema.ts';
+import { typeSpec } from '../../config/lookup.ts';
+import { allocLike, pair, selectInstances, type Sample, type Transform, type TransformContext } from './types.ts';
 import { type InstanceMasks } from '../../structures/masks.ts';
 
 /** Config of {@link RandomCrop}. */
@@ -23,7 +25,18 @@ export interface RandomCropConfig {
   bboxClip?: boolean;
 }
 
-export const RANDOM_CROP_KEYS = ['cropSize', 'catMaxRatio', 'ignoreIndex', 'allowNegativeCrop', 'bboxClip'] as const;
+/** `{type: RandomCrop, ...}` in a config (MMDet/MMSeg keys). */
+export const RANDOM_CROP_SCHEMA = obj({
+  crop_size: pair(int({ min: 1 })),
+  cat_max_ratio: optional(num()),
+  ignore_index: optional(int()),
+  allow_negative_crop: optional(bool()),
+  bbox_clip: optional(bool()),
+});
+
+export const RANDOM_CROP_SPEC = typeSpec(RANDOM_CROP_SCHEMA, (c) => new RandomCrop({
+  cropSize: c.crop_size, catMaxRatio: c.cat_max_ratio, ignoreIndex: c.ignore_index, allowNegativeCrop: c.allow_negative_crop, bboxClip: c.bbox_clip,
+}));
 
 /** A crop window: top-left `(x0, y0)` and size `w x h`. */
 export interface CropBox { x0: number; y0: number; w: number; h: number }
@@ -122,7 +135,6 @@ export class RandomCrop implements Transform {
   readonly bboxClip: boolean;
 
   constructor(cfg: RandomCropConfig) {
-    checkKeys('RandomCrop', cfg, RANDOM_CROP_KEYS);
     const cs = cfg.cropSize;
     if (!Array.isArray(cs) || cs.length !== 2 || !cs.every((v) => Number.isInteger(v) && v > 0)) {
       throw new Error(`RandomCrop: cropSize must be [h, w] of positive integers, got ${JSON.stringify(cs)}`);

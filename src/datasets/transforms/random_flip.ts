@@ -1,7 +1,9 @@
 /**
  * RandomFlip (MMCV `RandomFlip` with a single direction).
  */
-import { allocLike, checkKeys, type FlipDirection, type Sample, type Transform, type TransformContext } from './types.ts';
+import { num, obj, optional, str } from '../../config/schema.ts';
+import { typeSpec } from '../../config/lookup.ts';
+import { allocLike, type FlipDirection, type Sample, type Transform, type TransformContext } from './types.ts';
 import { type InstanceMasks } from '../../structures/masks.ts';
 
 /** Config of {@link RandomFlip}. */
@@ -12,7 +14,13 @@ export interface RandomFlipConfig {
   direction?: FlipDirection;
 }
 
-export const RANDOM_FLIP_KEYS = ['prob', 'direction'] as const;
+/** `{type: RandomFlip, ...}` in a config. */
+export const RANDOM_FLIP_SCHEMA = obj({
+  prob: optional(num({ min: 0, max: 1 })),
+  direction: optional(str({ enum: ['horizontal', 'vertical', 'diagonal'] as const })),
+});
+
+export const RANDOM_FLIP_SPEC = typeSpec(RANDOM_FLIP_SCHEMA, (c) => new RandomFlip({ prob: c.prob, direction: c.direction }));
 
 /** Flips an HWC array of `c` channels. */
 export function flipArray<T extends Uint8Array | Float32Array>(a: T, w: number, h: number, c: number, dir: FlipDirection): T {
@@ -62,7 +70,6 @@ export class RandomFlip implements Transform {
   readonly direction: FlipDirection;
 
   constructor(cfg: RandomFlipConfig = {}) {
-    checkKeys('RandomFlip', cfg, RANDOM_FLIP_KEYS);
     this.prob = cfg.prob ?? 0.5;
     this.direction = cfg.direction ?? 'horizontal';
     if (!(this.prob >= 0 && this.prob <= 1)) throw new Error(`RandomFlip: prob must be in [0, 1], got ${this.prob}`);

@@ -1,7 +1,9 @@
 /**
  * Resize (MMCV `Resize` / MMDet 2.x `Resize` with `multiscale_mode='value'` and `ratio_range`).
  */
-import { allocLike, checkKeys, type ImageData, type Sample, type Transform, type TransformContext } from './types.ts';
+import { bool, list, obj, oneOf, optional } from '../../config/schema.ts';
+import { typeSpec } from '../../config/lookup.ts';
+import { allocLike, pair, positive, type ImageData, type Sample, type Transform, type TransformContext } from './types.ts';
 import { type InstanceMasks } from '../../structures/masks.ts';
 
 /** Config of {@link Resize}. */
@@ -17,7 +19,14 @@ export interface ResizeConfig {
   ratioRange?: [number, number];
 }
 
-export const RESIZE_KEYS = ['scale', 'keepRatio', 'ratioRange'] as const;
+/** `{type: Resize, ...}` in a config (MMDet's keys). */
+export const RESIZE_SCHEMA = obj({
+  scale: oneOf(pair(positive()), list(pair(positive()))),
+  keep_ratio: optional(bool()),
+  ratio_range: optional(pair(positive())),
+});
+
+export const RESIZE_SPEC = typeSpec(RESIZE_SCHEMA, (c) => new Resize({ scale: c.scale, keepRatio: c.keep_ratio, ratioRange: c.ratio_range }));
 
 /**
  * The scales of MMDet's 3x multi-scale recipe: `[longMax, s]` for short sides `s` from `range[0]` to
@@ -133,7 +142,6 @@ export class Resize implements Transform {
   readonly ratioRange?: [number, number];
 
   constructor(cfg: ResizeConfig) {
-    checkKeys('Resize', cfg, RESIZE_KEYS);
     const sc = cfg.scale;
     if (!Array.isArray(sc) || sc.length === 0) throw new Error('Resize: scale must be [w, h] or a non-empty list of [w, h]');
     this.scales = (Array.isArray(sc[0]) ? sc : [sc]) as [number, number][];
@@ -143,9 +151,9 @@ export class Resize implements Transform {
     this.keepRatio = cfg.keepRatio ?? true;
     this.ratioRange = cfg.ratioRange;
     if (this.ratioRange) {
-      if (this.scales.length !== 1) throw new Error('Resize: ratioRange needs a single scale');
+      if (this.scales.length !== 1) throw new Error('Resize: ratio_range needs a single scale');
       const [lo, hi] = this.ratioRange;
-      if (!(lo > 0) || !(lo <= hi)) throw new Error(`Resize: bad ratioRange ${JSON.stringify(this.ratioRange)}`);
+      if (!(lo > 0) || !(lo <= hi)) throw new Error(`Resize: ratio_range must be [lo, hi] with 0 < lo <= hi, got ${JSON.stringify(this.ratioRange)}`);
     }
   }
 

@@ -5,6 +5,8 @@
  */
 import type { InstanceMasks } from '../../structures/masks.ts';
 import type { Rng } from '../../nn/random.ts';
+import { ConfigError, formatValue, where } from '../../config/errors.ts';
+import { list, num, type Schema } from '../../config/schema.ts';
 
 /** An HWC interleaved image: uint8 after loading, float32 after PhotoMetricDistortion/Normalize. */
 export interface ImageData {
@@ -86,15 +88,25 @@ export function selectInstances(s: Sample, keep: number[]): void {
   }
 }
 
-/**
- * Checks a transform config against its allowed keys (`type` excepted), naming the bad key and the
- * allowed ones.
- */
-export function checkKeys(name: string, cfg: object, allowed: readonly string[]): void {
-  for (const k of Object.keys(cfg)) {
-    if (k === 'type') continue;
-    if (!allowed.includes(k)) {
-      throw new Error(`${name}: unknown config key '${k}'; allowed keys: ${allowed.length ? allowed.join(', ') : '(none)'}`);
-    }
-  }
+/** A list of exactly two `item`s, typed as a pair (`[w, h]`, `[lo, hi]`). */
+export function pair<T>(item: Schema<T>): Schema<[T, T]> {
+  return list(item, { len: 2 }) as Schema<[T, T]>;
+}
+
+/** A number > 0. */
+export function positive(): Schema<number> {
+  const n = num();
+  return {
+    kind: 'number',
+    expected: 'a number > 0',
+    check(v, path, file) {
+      if (typeof v === 'number' && v > 0) return n.check(v, path, file); // finite
+      throw new ConfigError(`${where(file, path)}: expected a number > 0, got ${formatValue(v)}`, { file, path, value: v, allowed: 'a number > 0' });
+    },
+  };
+}
+
+/** `o` without its undefined members, so spreading it over defaults keeps them. */
+export function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
