@@ -73,7 +73,7 @@ test('DataParallel: gradients are the slice-size-weighted mean of each slice\'s 
   const model = await buildModel(modelConfig(0), { file: 'test', log: () => {} });
   model.train();
   const vars = model.trainableVariables();
-  const dp = await DataParallel.start(model, vars, { workers: 2, modelConfig: modelConfig(0), where: 'test: model' });
+  const dp = await DataParallel.start(model, vars, { workers: 2, modelConfig: modelConfig(0), file: 'test' });
   try {
     for (const n of [4, 3]) {
       const batch = randomBatch(n, n);
@@ -120,7 +120,7 @@ test('DataParallel in the Trainer: resumed run equals a straight one with DropPa
     manualSeed(0);
     const model = await buildModel(modelConfig(0.2), { file: 'test', log: () => {} });
     const optimizer = new AdamW(model, { lr: 1e-3 });
-    const dp = await DataParallel.start(model, optimizer.variables, { workers: 2, modelConfig: modelConfig(0.2), where: 'test: model' });
+    const dp = await DataParallel.start(model, optimizer.variables, { workers: 2, modelConfig: modelConfig(0.2), file: 'test' });
     const counts: number[] = [];
     const workerCounts: number[] = [];
     const trainer = new Trainer({

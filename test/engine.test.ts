@@ -8,11 +8,10 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from '../src/nn/module.ts';
 import { Conv2d } from '../src/nn/conv2d.ts';
 import { Linear } from '../src/nn/linear.ts';
-import { Rng, manualSeed } from '../src/nn/random.ts';
+import { manualSeed } from '../src/nn/random.ts';
 import { createConv2Former, type Conv2Former } from '../src/backbone/conv2former.ts';
-import type { Dataset } from '../src/datasets/dataset.ts';
-import type { Sample } from '../src/datasets/transforms/types.ts';
 import type { Batch } from '../src/datasets/collate.ts';
+import { FakeImages } from './helpers/fake_images.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
 import { AdamW } from '../src/engine/adamw.ts';
 import { buildParamGroups, lrScaleFor } from '../src/engine/param_groups.ts';
@@ -110,21 +109,6 @@ test('AdamW group lrScale = base lr times scale (decay too)', () => {
   const a = run(0.1, 0.5), b = run(0.05, 1);
   a.forEach((v, i) => close(v, b[i], 1e-6));
 });
-
-/** Random 32x32 images, seeded by index, plus a little noise from the loader's per-draw Rng. */
-class FakeImages implements Dataset {
-  badSamples = 0;
-  constructor(readonly length: number, private readonly noise = true, private readonly size = 32) {}
-  async getSample(index: number, rng: Rng): Promise<Sample | null> {
-    const r = new Rng(1000 + index);
-    const n = this.size * this.size * 3;
-    const data = new Float32Array(n);
-    const jitter = this.noise ? rng.uniform() : 0;
-    for (let i = 0; i < n; i++) data[i] = r.normal() + jitter;
-    const s = this.size;
-    return { img: { data, height: s, width: s, channels: 3 }, oriShape: [s, s], imgShape: [s, s], scaleFactor: [1, 1], flip: false, imageId: index };
-  }
-}
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'engine-test-'));
 

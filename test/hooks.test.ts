@@ -7,11 +7,10 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../src/nn/module.ts';
 import { Linear } from '../src/nn/linear.ts';
-import { Rng, manualSeed } from '../src/nn/random.ts';
-import type { Dataset } from '../src/datasets/dataset.ts';
-import type { Sample } from '../src/datasets/transforms/types.ts';
+import { manualSeed } from '../src/nn/random.ts';
 import type { Batch } from '../src/datasets/collate.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
+import { FakeImages } from './helpers/fake_images.ts';
 import { AdamW } from '../src/engine/adamw.ts';
 import { Trainer, type Hook, type IterContext, type RunContext, type TrainableModel, type TrainerApi } from '../src/engine/trainer.ts';
 import { CheckpointHook } from '../src/engine/hooks/checkpoint_hook.ts';
@@ -36,16 +35,6 @@ class Pooled extends Module implements TrainableModel {
       const y = this.fc.forward(tf.mean(batch.imgs, [1, 2]) as tf.Tensor2D);
       return { 'x.loss': tf.mean(tf.square(tf.sub(y, 1))) as tf.Scalar, 'x.acc': tf.scalar(7) as tf.Scalar };
     });
-  }
-}
-
-class FakeImages implements Dataset {
-  badSamples = 0;
-  constructor(readonly length: number) {}
-  async getSample(index: number): Promise<Sample | null> {
-    const r = new Rng(1000 + index);
-    const data = new Float32Array(4 * 4 * 3).map(() => r.normal());
-    return { img: { data, height: 4, width: 4, channels: 3 }, oriShape: [4, 4], imgShape: [4, 4], scaleFactor: [1, 1], flip: false, imageId: index };
   }
 }
 
@@ -92,7 +81,7 @@ test('a custom hook sees beforeRun, beforeIter/afterIter with iteration, lr and 
   try {
     manualSeed(0);
     const model = new Pooled();
-    const loader = new DataLoader(new FakeImages(4), { batchSize: 2, infinite: true });
+    const loader = new DataLoader(new FakeImages(4, false, 4), { batchSize: 2, infinite: true });
     const optimizer = new AdamW(model, { lr: 0.1 });
     const calls: string[] = [];
     const seen: IterContext[] = [];

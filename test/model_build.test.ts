@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../src/config/errors.ts';
-import { buildModel, MODELS, taskOfModel, validateModelConfig } from '../src/models/build.ts';
+import { buildModel, MODELS, validateModelConfig } from '../src/models/build.ts';
 import { EncoderDecoder } from '../src/models/encoder_decoder.ts';
 
 const FILE = 'configs/my.yaml';
@@ -36,8 +36,6 @@ test('unknown model type: lists the known ones, with a suggestion', () => {
     "configs/my.yaml: model.type: unknown model type 'EncoderDecodr'; known: EncoderDecoder", "(did you mean 'EncoderDecoder'?)");
   assert.deepEqual(e.details, { file: FILE, path: 'model.type', value: 'EncoderDecodr', allowed: Object.keys(MODELS) });
   configError(() => validateModelConfig({ ...tiny(), type: undefined }, FILE), 'model.type: expected a model type (one of EncoderDecoder), got nothing');
-  configError(() => taskOfModel({ type: 'MaskRCNN' }, FILE), "model.type: unknown model type 'MaskRCNN'");
-  assert.equal(taskOfModel(tiny(), FILE), 'segmentation');
 });
 
 test('unknown key deep in model.decode_head: the full key path and the file', () => {

@@ -31,7 +31,7 @@ import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { buildEvaluator } from '../src/evaluation/build.ts';
 import { buildPredictionWriters } from '../src/evaluation/prediction_writers.ts';
 import { writeFileAtomic } from '../src/io/atomic_write.ts';
-import { buildModel, validateModelConfig } from '../src/models/build.ts';
+import { buildValidatedModel, validateModelConfig } from '../src/models/build.ts';
 import { loadCheckpoint } from '../src/nn/checkpoint.ts';
 import { runCli } from './cli.ts';
 
@@ -70,12 +70,12 @@ await runCli(async () => {
   const weights = await resolveCheckpoint(ckptArg);
   await initBackend(argv.backend);
 
-  validateModelConfig(cfg.model, cfgPath);
+  const modelBlock = validateModelConfig(cfg.model, cfgPath);
 
   const split = cfg.data.test ? 'test' : 'val';
   const dataset = await buildDataset(cfg.data[split], { file: cfgPath, path: `data.${split}` });
   // The full checkpoint replaces the backbone's pretrained weights, so don't read those.
-  const model = await buildModel(cfg.model, { file: cfgPath, log: () => undefined, loadCheckpoint: false });
+  const model = await buildValidatedModel(modelBlock, { file: cfgPath, log: () => undefined, loadCheckpoint: false });
   await loadCheckpoint(model, weights, { strict: true });
   console.log(`loaded ${weights}`);
 

@@ -32,7 +32,7 @@ import { buildParamGroups } from '../src/engine/param_groups.ts';
 import { DataParallel } from '../src/engine/data_parallel.ts';
 import { Trainer } from '../src/engine/trainer.ts';
 import { buildEvaluator } from '../src/evaluation/build.ts';
-import { buildModel, validateModelConfig } from '../src/models/build.ts';
+import { buildValidatedModel, validateModelConfig } from '../src/models/build.ts';
 import { runCli } from './cli.ts';
 
 function fmtMetric(v: number): string {
@@ -70,7 +70,7 @@ await runCli(async () => {
   const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [] });
   const cfg = validateExperimentConfig(raw, cfgPath);
   // The whole model block is checked before any data is scanned.
-  const modelType = validateModelConfig(cfg.model, cfgPath).type;
+  const modelBlock = validateModelConfig(cfg.model, cfgPath);
 
   const workDir = argv['work-dir'] ?? cfg.work_dir ?? join('work_dirs', basename(cfgPath, extname(cfgPath)));
   // Data-parallel threads take the cores themselves: then the wasm backend gets no pool of its own.
@@ -80,7 +80,7 @@ await runCli(async () => {
   const log = (line: string) => console.log(line);
   const trainSet = await buildDataset(cfg.data.train, { file: cfgPath, path: 'data.train' });
   const valSet = await buildDataset(cfg.data.val, { file: cfgPath, path: 'data.val' });
-  const model = await buildModel(cfg.model, { file: cfgPath, log });
+  const model = await buildValidatedModel(modelBlock, { file: cfgPath, log });
   const evaluator = buildEvaluator(cfg.val_evaluator, { task: model.task, dataset: valSet, numClasses: model.numClasses, file: cfgPath });
   const bestMetric = cfg.train.best_metric ?? evaluator.defaultBestMetric;
 
@@ -120,7 +120,7 @@ await runCli(async () => {
   if (replicas > availableParallelism()) log(`note: train.data_parallel ${replicas} > ${availableParallelism()} CPU cores; the threads will share them`);
   let dataParallel: DataParallel | null = null;
   if (replicas > 1) {
-    dataParallel = await DataParallel.start(model, optimizer.variables, { workers: replicas, modelConfig: cfg.model, where: cfgPath });
+    dataParallel = await DataParallel.start(model, optimizer.variables, { workers: replicas, modelConfig: cfg.model, file: cfgPath });
   }
 
   mkdirSync(workDir, { recursive: true });
@@ -149,7 +149,7 @@ await runCli(async () => {
     log(`resumed from ${from ?? join(workDir, 'latest.json')} at iter ${trainer.iter}`);
   }
   const params = model.namedParameters().reduce((n, [, p]) => n + p.variable.size, 0);
-  log(`training ${modelType} (${(params / 1e6).toFixed(2)}M parameters) on ${trainSet.length} images, ` +
+  log(`training ${modelBlock.type} (${(params / 1e6).toFixed(2)}M parameters) on ${trainSet.length} images, ` +
     `batch ${cfg.data.batch_size}${replicas > 1 ? ` on ${replicas} threads` : ''}, iters ${trainer.iter} -> ${cfg.schedule.max_iters}; work dir ${workDir}`);
   let result;
   try {

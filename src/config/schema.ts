@@ -10,7 +10,7 @@
  */
 import { ConfigError, didYouMean, where } from './errors.ts';
 import { formatValue } from '../util/format_value.ts';
-import { lookupType } from './lookup.ts';
+import { childPath as child, lookupType } from './lookup.ts';
 
 /** What kind of YAML value a schema accepts; `oneOf` uses it to pick the error worth reporting. */
 export type Kind = 'number' | 'string' | 'boolean' | 'null' | 'list' | 'dict' | 'any';
@@ -43,8 +43,6 @@ function fail(file: string | undefined, path: string, msg: string, details: { va
 function expectedGot(file: string | undefined, path: string, expected: string, value: unknown): never {
   return fail(file, path, `expected ${expected}, got ${formatValue(value)}`, { value, allowed: expected });
 }
-
-const child = (path: string, key: string | number): string => (path ? `${path}.${key}` : String(key));
 
 export interface NumOptions {
   min?: number;

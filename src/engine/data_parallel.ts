@@ -29,7 +29,7 @@ export interface WorkerInit {
   backend: string;
   /** The experiment's `model:` block and its config file for messages. */
   modelConfig: Record<string, unknown>;
-  where: string;
+  file?: string;
 }
 
 /** Main → worker. */
@@ -102,7 +102,7 @@ export interface DataParallelOptions {
   /** The experiment's `model:` block: each worker builds its replica from it. */
   modelConfig: Record<string, unknown>;
   /** The config file, for messages. */
-  where: string;
+  file?: string;
 }
 
 export class DataParallel implements GradientSource {
@@ -138,7 +138,7 @@ export class DataParallel implements GradientSource {
         rank,
         backend,
         modelConfig: opts.modelConfig,
-        where: opts.where,
+        file: opts.file,
       };
       replicas.push(new Replica(new Worker(new URL('./worker_boot.mjs', import.meta.url), { workerData: init }), rank));
     }
@@ -149,7 +149,7 @@ export class DataParallel implements GradientSource {
         const r = expectReply(reply, 'ready', i + 1);
         const same = r.params.length === params.length && r.params.every(([k, n], j) => k === params[j][0] && n === params[j][1]) &&
           r.trainable.join('\n') === trainable.join('\n');
-        if (!same) throw new Error(`data-parallel worker ${i + 1} built a model whose parameters differ from this one's (${opts.where})`);
+        if (!same) throw new Error(`data-parallel worker ${i + 1} built a model whose parameters differ from this one's (model of ${opts.file ?? 'the config'})`);
       });
     } catch (e) {
       await dp.close();

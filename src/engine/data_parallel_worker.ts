@@ -17,7 +17,7 @@ const send = (r: WorkerReply, transfer: ArrayBuffer[] = []) => port.postMessage(
 
 try {
   await initBackend(init.backend, { quiet: true, wasmThreads: 1 });
-  const model = await buildModel(init.modelConfig, { file: init.where, log: () => {} });
+  const model = await buildModel(init.modelConfig, { file: init.file, log: () => {} });
   model.train();
   const params = model.namedParameters();
   const trainable = params.filter(([, p]) => p.trainable);

@@ -5,7 +5,7 @@
  *   val_evaluator: {type: IoUMetric, ignore_index: 255}
  *   val_evaluator: {type: CocoMetric, metric: [bbox, segm]}
  */
-import { COCO } from '../coco/coco.ts';
+import { CocoDataset } from '../datasets/coco_dataset.ts';
 import { ConfigError, where } from '../config/errors.ts';
 import { byType, int, list, obj, oneOf, optional, str, validate, type Infer } from '../config/schema.ts';
 import { isSegLabelSource, type Dataset } from '../datasets/dataset.ts';
@@ -39,10 +39,6 @@ export interface EvaluatorContext {
 }
 
 
-function cocoOf(ds: Dataset): { coco: COCO; label2cat: readonly number[] } | undefined {
-  const d = ds as Dataset & { coco?: unknown; label2cat?: unknown };
-  return d.coco instanceof COCO && Array.isArray(d.label2cat) ? { coco: d.coco, label2cat: d.label2cat as number[] } : undefined;
-}
 
 /**
  * Builds the evaluator of `block` (or the task's default) for `ctx.dataset`.
@@ -53,10 +49,10 @@ export function buildEvaluator(block: unknown, ctx: EvaluatorContext): Evaluator
   if (b.type === 'IoUMetric') {
     return new IoUMetric({ numClasses: ctx.numClasses, ignoreIndex: b.ignore_index, labelFiles: isSegLabelSource(ctx.dataset) ? ctx.dataset : undefined, classes: ctx.dataset.classes });
   }
-  const gt = cocoOf(ctx.dataset);
-  if (!gt) {
+  const ds = ctx.dataset;
+  if (!(ds instanceof CocoDataset)) {
     throw new ConfigError(`${where(ctx.file, 'val_evaluator.type')}: CocoMetric needs a COCO-format dataset (CocoDataset)`, { file: ctx.file, path: 'val_evaluator.type', value: b.type });
   }
   const metric = b.metric === undefined ? undefined : (Array.isArray(b.metric) ? b.metric : [b.metric]) as CocoIouType[];
-  return new CocoMetric({ ...gt, metrics: metric });
+  return new CocoMetric({ coco: ds.coco, label2cat: ds.label2cat, metrics: metric });
 }

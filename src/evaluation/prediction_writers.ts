@@ -8,6 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { CocoDataset } from '../datasets/coco_dataset.ts';
 import { isSegLabelSource, type Dataset } from '../datasets/dataset.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
 import type { Prediction } from '../structures/prediction.ts';
@@ -86,8 +87,8 @@ function overlayWriter(o: WriterOptions, dir: string): PredictionWriter {
 }
 
 function cocoResultsWriter(o: WriterOptions, file: string): PredictionWriter {
-  const label2cat = (o.dataset as Dataset & { label2cat?: readonly number[] }).label2cat;
-  if (!label2cat) throw new Error('--out: COCO results need a COCO-format dataset (category ids)');
+  if (!(o.dataset instanceof CocoDataset)) throw new Error('--out: COCO results need a COCO-format dataset (category ids)');
+  const label2cat = o.dataset.label2cat;
   const res: Record<'bbox' | 'segm', CocoResult[]> = { bbox: [], segm: [] };
   const stem = file.replace(/\.json$/, '');
   return {
@@ -110,14 +111,11 @@ function cocoResultsWriter(o: WriterOptions, file: string): PredictionWriter {
 
 /** The writers `--out` / `--show-dir` ask for. */
 export async function buildPredictionWriters(o: WriterOptions): Promise<PredictionWriter[]> {
-  const writers: PredictionWriter[] = [];
-  if (o.task === 'segmentation') {
-    if (o.out) writers.push(labelMapWriter(o, o.out));
-    if (o.showDir) writers.push(overlayWriter(o, o.showDir));
-  } else {
-    if (o.out) writers.push(cocoResultsWriter(o, o.out));
+  if (o.task === 'detection') {
     if (o.showDir) throw new Error('--show-dir: drawing detections is not implemented yet; use --out for the COCO results');
+    return o.out ? [cocoResultsWriter(o, o.out)] : [];
   }
-  for (const dir of [o.task === 'segmentation' ? o.out : undefined, o.showDir]) if (dir) await mkdir(dir, { recursive: true });
-  return writers;
+  // The folders exist even when no image gets scored.
+  for (const dir of [o.out, o.showDir]) if (dir) await mkdir(dir, { recursive: true });
+  return [...(o.out ? [labelMapWriter(o, o.out)] : []), ...(o.showDir ? [overlayWriter(o, o.showDir)] : [])];
 }

@@ -4,7 +4,6 @@
  * an unknown key, a bad value or a `test_cfg` key of another task names its full key path and the
  * file), then builds. Detectors (`MaskRCNN`, `CascadeMaskRCNN`) join this table.
  */
-import { ConfigError } from '../config/errors.ts';
 import { byType, validate, type Schema, type TypedBlock } from '../config/schema.ts';
 import { buildEncoderDecoder, encoderDecoderSchema } from './encoder_decoder_config.ts';
 import type { Model, ModelBuildOptions, Task } from './model.ts';
@@ -38,17 +37,12 @@ export function validateModelConfig(block: unknown, file?: string, path = 'model
   return validate(modelSchema, block, path, file);
 }
 
-/** The task of a `model:` block's type (for default evaluators and metrics), validating only the type. */
-export function taskOfModel(block: unknown, file?: string, path = 'model'): Task {
-  const t = (block as { type?: unknown } | null)?.type;
-  if (typeof t === 'string' && Object.hasOwn(MODELS, t)) return MODELS[t as keyof typeof MODELS].task;
-  validateModelConfig(block, file, path); // throws the unknown-type error
-  throw new ConfigError(`${path}.type: no task for ${String(t)}`);
+/** Validates and builds the model of a `model:` block. */
+export async function buildModel(block: unknown, opts: Partial<ModelBuildOptions> = {}): Promise<Model> {
+  return buildValidatedModel(validateModelConfig(block, opts.file, opts.path ?? 'model'), opts);
 }
 
-/** Validates and builds the model of a `model:` block. */
-export async function buildModel(block: unknown, opts: Partial<ModelBuildOptions> & { file?: string } = {}): Promise<Model> {
-  const path = opts.path ?? 'model';
-  const m = validateModelConfig(block, opts.file, path);
-  return MODELS[m.type].build(m, { file: opts.file, path, log: opts.log ?? ((l) => console.log(l)), loadCheckpoint: opts.loadCheckpoint });
+/** Builds the model of a block {@link validateModelConfig} returned (CLIs validate before loading data). */
+export async function buildValidatedModel(m: ModelBlock, opts: Partial<ModelBuildOptions> = {}): Promise<Model> {
+  return MODELS[m.type].build(m, { file: opts.file, path: opts.path ?? 'model', log: opts.log ?? ((l) => console.log(l)), loadCheckpoint: opts.loadCheckpoint });
 }

@@ -11,14 +11,14 @@
  *
  * Head `in_channels` default to the backbone's `featureInfo`.
  */
-import { byType, bool, list, nul, num, obj, oneOf, optional, refine, str, type Infer } from '../config/schema.ts';
+import { byType, bool, int, list, nul, num, obj, oneOf, optional, refine, str, type Infer } from '../config/schema.ts';
 import { buildConv2Former, conv2formerSchema } from '../backbone/conv2former_build.ts';
 import { buildFCNHead, fcnHeadSchema } from '../heads/seg/fcn_head.ts';
 import { buildUPerHead, uperHeadSchema } from '../heads/seg/uper_head.ts';
 import { DEFAULT_TTA_SCALES, EncoderDecoder } from './encoder_decoder.ts';
 import type { ModelBuildOptions } from './model.ts';
 
-const pair = list(num({ min: 1 }), { len: 2 });
+const pair = list(int({ min: 1 }), { len: 2 });
 
 /** A segmentor's `test_cfg`; a detector's keys (score_thr, nms, ...) are unknown here. */
 export const segTestCfgSchema = refine(

@@ -32,16 +32,3 @@ export function makeInstances(fields: Instances): Instances {
   if (fields.masks && numMasks(fields.masks) !== n) throw bad('masks', numMasks(fields.masks));
   return fields;
 }
-
-/** The instances at `keep` (indices into `inst`), in that order. */
-export function selectInstanceRows(inst: Instances, keep: readonly number[]): Instances {
-  const boxes = new Float32Array(keep.length * 4);
-  keep.forEach((k, i) => boxes.set(inst.boxes.subarray(k * 4, k * 4 + 4), i * 4));
-  const m = inst.masks;
-  return makeInstances({
-    boxes,
-    labels: Int32Array.from(keep, (k) => inst.labels[k]),
-    ...(inst.scores ? { scores: Float32Array.from(keep, (k) => inst.scores![k]) } : {}),
-    ...(m ? { masks: m.kind === 'polygons' ? { ...m, polys: keep.map((k) => m.polys[k]) } : { ...m, masks: keep.map((k) => m.masks[k]) } } : {}),
-  });
-}
