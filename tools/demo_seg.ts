@@ -7,26 +7,16 @@
  *
  *   npm run demo:seg [-- --max-iters 300 --backend wasm]
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { SHAPES_GENERATOR_VERSION, generateShapes, readShapesStamp } from '../src/datasets/shapes.ts';
 import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { runCli } from './cli.ts';
+import { ROOT, ensureShapes, runTool } from './demo_common.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const CONFIG = 'configs/upernet_c2f_shapes.yaml';
 const WORK = 'work_dirs/upernet_c2f_shapes';
-
-/** Runs `tools/<tool>` with node + tsx, output shown live; throws when it fails. */
-function runTool(tool: string, args: string[]): void {
-  console.log(`\n$ npx tsx tools/${tool} ${args.join(' ')}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools', tool), ...args], { cwd: ROOT, stdio: 'inherit' });
-  if (r.error) throw new Error(`cannot run tools/${tool}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`tools/${tool} failed (exit ${r.status ?? r.signal})`);
-}
 
 await runCli(async () => {
   const argv = await yargs(hideBin(process.argv))
@@ -39,16 +29,7 @@ await runCli(async () => {
   if (maxIters !== undefined && (!Number.isInteger(maxIters) || maxIters <= 0)) throw new Error(`--max-iters must be a positive integer, got ${maxIters}`);
   process.chdir(ROOT);
 
-  const stamp = readShapesStamp(path.join('data', 'shapes'));
-  const why = !stamp ? 'no data/shapes/shapes.json'
-    : stamp.generator_version !== SHAPES_GENERATOR_VERSION ? `it was made by generator version ${stamp.generator_version}, this is ${SHAPES_GENERATOR_VERSION}`
-    : !stamp.what.includes('semantic') ? 'it has no semantic set' : null;
-  if (why) {
-    console.log(`generating the shapes data set in data/shapes (${why}) ...`);
-    await generateShapes({ out: 'data/shapes', seed: 0 });
-  } else {
-    console.log('using the existing data/shapes');
-  }
+  await ensureShapes('semantic');
 
   const backend = argv.backend ? ['--backend', argv.backend] : [];
   runTool('train.ts', [CONFIG, '--work-dir', WORK, ...(maxIters ? ['--cfg-options', `schedule.max_iters=${maxIters}`] : []), ...backend]);

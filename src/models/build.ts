@@ -2,10 +2,11 @@
  * One table of model types (MMDet/MMSeg `model.type`), each with its schema and builder beside its
  * class. `buildModel` validates the whole `model:` block first (an unknown type lists the known ones;
  * an unknown key, a bad value or a `test_cfg` key of another task names its full key path and the
- * file), then builds. Detectors (`MaskRCNN`, `CascadeMaskRCNN`) join this table.
+ * file), then builds.
  */
 import { byType, validate, type Schema, type TypedBlock } from '../config/schema.ts';
 import { buildEncoderDecoder, encoderDecoderSchema } from './encoder_decoder_config.ts';
+import { buildMaskRCNN, maskRcnnSchema } from './mask_rcnn_config.ts';
 import type { Model, ModelBuildOptions, Task } from './model.ts';
 
 interface ModelEntry<B> {
@@ -20,6 +21,7 @@ const entry = <B>(e: ModelEntry<B>): ModelEntry<B> => e;
 /** Model type → task, schema, builder. */
 export const MODELS = {
   EncoderDecoder: entry({ task: 'segmentation', schema: encoderDecoderSchema, build: buildEncoderDecoder }),
+  MaskRCNN: entry({ task: 'detection', schema: maskRcnnSchema, build: buildMaskRCNN }),
 };
 
 type Schemas = { [K in keyof typeof MODELS]: (typeof MODELS)[K]['schema'] };

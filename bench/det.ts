@@ -1,0 +1,127 @@
+/**
+ * Detector speed: Conv2Former-T Mask R-CNN (configs/maskrcnn_c2f_t.yaml's model, 81-way heads) at
+ * 800x1333 (padded 800x1344), batch 1: one training step (forward, backward, AdamW update) and one
+ * inference with 100 detections whose masks are pasted at full size; and the s/iter of the shapes
+ * config's training step (batch 2 of its real data). Wasm backend by default.
+ *
+ * Inference of an untrained model scores every class near 1/81, under the 0.05 threshold, so the
+ * inference row uses `score_thr: 0` to produce the 100 detections the reference pastes.
+ *
+ *   npm run bench:det [-- --backend wasm --iters 2 --rows t-train,t-infer,shapes]
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend.ts';
+import { loadConfig } from '../src/config/load.ts';
+import { applyCfgOptions } from '../src/config/cfg_options.ts';
+import { batchOf, type Batch } from '../src/datasets/collate.ts';
+import { AdamW } from '../src/engine/adamw.ts';
+import { batchGradients } from '../src/engine/gradients.ts';
+import { buildModel } from '../src/models/build.ts';
+import type { Model } from '../src/models/model.ts';
+import { Rng, manualSeed } from '../src/nn/random.ts';
+
+const argv = await yargs(hideBin(process.argv))
+  .option('backend', { type: 'string', default: 'wasm' })
+  .option('iters', { type: 'number', default: 2, describe: 'timed iterations (after one warm-up)' })
+  .option('rows', { type: 'string', default: 't-train,t-infer,shapes' })
+  .strict()
+  .parse();
+
+await initBackend(argv.backend, { quiet: true });
+manualSeed(0);
+
+/** A batch of one synthetic 800x1333 image (padded to 800x1344) with `g` boxes and bitmap masks. */
+function syntheticBatch(h: number, w: number, g: number, rng: Rng): Batch {
+  const ph = Math.ceil(h / 32) * 32, pw = Math.ceil(w / 32) * 32;
+  const boxes = new Float32Array(g * 4);
+  const masks: Uint8Array[] = [];
+  for (let i = 0; i < g; i++) {
+    const bw = 40 + rng.uniform() * 300, bh = 40 + rng.uniform() * 300;
+    const x1 = Math.floor(rng.uniform() * (w - bw)), y1 = Math.floor(rng.uniform() * (h - bh));
+    const x2 = Math.floor(x1 + bw), y2 = Math.floor(y1 + bh);
+    boxes.set([x1, y1, x2, y2], i * 4);
+    const m = new Uint8Array(h * w);
+    for (let y = y1; y < y2; y++) m.fill(1, y * w + x1, y * w + x2);
+    masks.push(m);
+  }
+  return batchOf({
+    imgs: tf.randomNormal([1, ph, pw, 3]) as tf.Tensor4D,
+    metas: [{ oriShape: [h, w], imgShape: [h, w], padShape: [ph, pw], batchInputShape: [ph, pw], scaleFactor: [1, 1], flip: false }],
+    gtBboxes: [boxes],
+    gtLabels: [Int32Array.from({ length: g }, (_, i) => i % 80)],
+    gtMasks: [{ kind: 'bitmaps', height: h, width: w, masks }],
+    gtBboxesIgnore: [new Float32Array(0)],
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timeIt(fn: () => void | Promise<void>, iters: number): Promise<number[]> {
+  await fn();
+  const times: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  return times;
+}
+
+async function model(config: string, options: string[]): Promise<Model> {
+  const cfg = applyCfgOptions(loadConfig(config), options) as { model: unknown };
+  return buildModel(cfg.model, { file: config, log: () => {} });
+}
+
+function trainStep(m: Model, batch: Batch): () => void {
+  const opt = new AdamW(m, { lr: 1e-4, weightDecay: 0.05 });
+  const vars = m.trainableVariables();
+  m.train();
+  return () => {
+    const g = batchGradients(m, batch, vars);
+    opt.step(g.grads);
+    tf.dispose(Object.values(g.grads));
+  };
+}
+
+const rows = argv.rows.split(',');
+const report = (name: string, times: number[], extra = '') => {
+  console.log(`${argv.backend.padEnd(5)} ${name.padEnd(34)} median ${median(times).toFixed(2)} s  (runs ${times.map((t) => t.toFixed(2)).join(', ')})  ${extra}`);
+};
+
+if (rows.includes('t-train') || rows.includes('t-infer')) {
+  const m = await model('configs/maskrcnn_c2f_t.yaml', ['model.test_cfg.rcnn.score_thr=0.0']);
+  console.log(`Conv2Former-T Mask R-CNN: ${(m.numParameters() / 1e6).toFixed(2)}M parameters`);
+  const batch = syntheticBatch(800, 1333, 8, new Rng(1));
+  if (rows.includes('t-train')) {
+    const before = tf.memory().numTensors;
+    report('T train step 800x1333 b1', await timeIt(trainStep(m, batch), argv.iters), `tensors ${before} -> ${tf.memory().numTensors}`);
+  }
+  if (rows.includes('t-infer')) {
+    m.eval();
+    let dets = 0;
+    report('T inference 800x1333 (100 dets)', await timeIt(() => { dets = m.predict(batch)[0].instances!.labels.length; }, argv.iters), `detections ${dets}`);
+  }
+  batch.dispose();
+  m.dispose();
+}
+
+if (rows.includes('shapes')) {
+  const { buildDataset } = await import('../src/datasets/build.ts');
+  const { collate } = await import('../src/datasets/collate.ts');
+  const cfgFile = 'configs/maskrcnn_c2f_shapes.yaml';
+  const cfg = loadConfig(cfgFile) as { model: unknown; data: { train: unknown } };
+  const m = await buildModel(cfg.model, { file: cfgFile, log: () => {} });
+  const ds = await buildDataset(cfg.data.train, { file: cfgFile, path: 'data.train' });
+  const rng = new Rng(0);
+  const samples = [];
+  for (let i = 0; samples.length < 2; i++) { const s = await ds.getSample(i, rng); if (s) samples.push(s); }
+  const batch = collate(samples);
+  report('shapes train step (batch 2)', await timeIt(trainStep(m, batch), Math.max(argv.iters, 5)));
+  batch.dispose();
+  m.dispose();
+}

@@ -1,0 +1,145 @@
+/**
+ * MMDetection 2.x `Shared2FCBBoxHead`: RoI features `[R, s, s, C]` flattened in PyTorch's `(C, s, s)`
+ * order (so `shared_fcs.0.weight` loads from MMDetection unchanged) → fc (ReLU) → fc (ReLU) →
+ * `fc_cls` (`K + 1` logits, the last one background) and `fc_reg` (`4K` class-specific deltas, or
+ * 4 with `regClassAgnostic`). Keys `shared_fcs.{0,1}.*`, `fc_cls.*`, `fc_reg.*`.
+ *
+ * Losses (`BBoxHead.loss`): softmax CE over all sampled RoIs (mean), `acc` in percent, L1 on the
+ * deltas of the positives' own class, summed and divided by the number of sampled RoIs.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { globalRng } from '../../nn/random.ts';
+import { Linear } from '../../nn/linear.ts';
+import { Module } from '../../nn/module.ts';
+import type { DeltaXYWHBBoxCoder } from '../../ops/delta_coder.ts';
+import { accuracy, l1Loss, softmaxCE } from '../../ops/det_losses.ts';
+
+export interface BBoxHeadOptions {
+  inChannels: number;
+  roiFeatSize: number;
+  fcOutChannels: number;
+  numClasses: number;
+  bboxCoder: DeltaXYWHBBoxCoder;
+  regClassAgnostic?: boolean;
+  lossClsWeight?: number;
+  lossBboxWeight?: number;
+}
+
+/** Box head outputs: `[R, K + 1]` class logits and `[R, 4K]` (or `[R, 4]`) deltas. */
+export interface BBoxHeadOutputs {
+  cls: tf.Tensor2D;
+  reg: tf.Tensor2D;
+}
+
+/** Targets of the sampled RoIs of a batch, positives first per image (MMDet `get_targets`). */
+export interface BBoxTargets {
+  /** `[R]` labels, `K` for background. */
+  labels: Int32Array;
+  /** `[R * D]` encoded deltas at the positives' class slot (`D` = width of `reg`). */
+  deltas: Float32Array;
+  /** `[R * D]` 1 where `deltas` holds a target. */
+  weights: Float32Array;
+}
+
+/** Fills a Linear with U(-b, b), b = sqrt(6 / (in + out)) (Xavier uniform), bias 0. */
+export function xavierUniformLinear(l: Linear): void {
+  const v = l.weight.variable;
+  const b = Math.sqrt(6 / (l.inFeatures + l.outFeatures));
+  const data = new Float32Array(v.size);
+  for (let i = 0; i < data.length; i++) data[i] = (globalRng.uniform() * 2 - 1) * b;
+  tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
+}
+
+/** Fills a Linear with N(0, std²), bias 0 (mmcv `normal_init`). */
+export function normalLinear(l: Linear, std: number): void {
+  const v = l.weight.variable;
+  const data = new Float32Array(v.size);
+  for (let i = 0; i < data.length; i++) data[i] = globalRng.normal() * std;
+  tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
+}
+
+class FCList extends Module {
+  constructor(readonly fcs: Linear[]) {
+    super();
+    fcs.forEach((f, i) => this.addModule(String(i), f));
+  }
+}
+
+export class Shared2FCBBoxHead extends Module {
+  readonly sharedFcs: FCList;
+  readonly fcCls: Linear;
+  readonly fcReg: Linear;
+  readonly numClasses: number;
+  readonly roiFeatSize: number;
+  readonly inChannels: number;
+  readonly bboxCoder: DeltaXYWHBBoxCoder;
+  readonly regClassAgnostic: boolean;
+  readonly lossClsWeight: number;
+  readonly lossBboxWeight: number;
+
+  constructor(opts: BBoxHeadOptions) {
+    super();
+    const { inChannels: c, roiFeatSize: s, fcOutChannels: f, numClasses: k } = opts;
+    this.inChannels = c;
+    this.roiFeatSize = s;
+    this.numClasses = k;
+    this.bboxCoder = opts.bboxCoder;
+    this.regClassAgnostic = opts.regClassAgnostic ?? false;
+    this.sharedFcs = this.addModule('shared_fcs', new FCList([new Linear(c * s * s, f), new Linear(f, f)]));
+    this.fcCls = this.addModule('fc_cls', new Linear(f, k + 1));
+    this.fcReg = this.addModule('fc_reg', new Linear(f, this.regClassAgnostic ? 4 : 4 * k));
+    this.sharedFcs.fcs.forEach(xavierUniformLinear);
+    normalLinear(this.fcCls, 0.01);
+    normalLinear(this.fcReg, 0.001);
+    this.lossClsWeight = opts.lossClsWeight ?? 1;
+    this.lossBboxWeight = opts.lossBboxWeight ?? 1;
+  }
+
+  /** Width of `reg` per RoI. */
+  get regDim(): number {
+    return this.regClassAgnostic ? 4 : 4 * this.numClasses;
+  }
+
+  /** `[R, s, s, C]` RoI features → class logits and deltas. */
+  forward(x: tf.Tensor4D): BBoxHeadOutputs {
+    return tf.tidy(() => {
+      const r = x.shape[0];
+      let h: tf.Tensor2D = tf.transpose(x, [0, 3, 1, 2]).reshape([r, this.inChannels * this.roiFeatSize * this.roiFeatSize]);
+      for (const fc of this.sharedFcs.fcs) h = tf.relu(fc.forward(h));
+      return { cls: this.fcCls.forward(h), reg: this.fcReg.forward(h) };
+    });
+  }
+
+  /**
+   * Targets of sampled RoIs: `pos` boxes with their GT boxes and labels, then `numNeg` negatives.
+   * @param pos `[P * 4]` positive RoIs; `posGt` `[P * 4]` their GT boxes; `posLabels` `[P]`.
+   */
+  targets(pos: Float32Array, posGt: Float32Array, posLabels: Int32Array, numNeg: number): BBoxTargets {
+    const p = posLabels.length;
+    const r = p + numNeg;
+    const d = this.regDim;
+    const labels = new Int32Array(r).fill(this.numClasses);
+    const deltas = new Float32Array(r * d);
+    const weights = new Float32Array(r * d);
+    const enc = p ? this.bboxCoder.encode(pos, posGt) : new Float32Array(0);
+    for (let i = 0; i < p; i++) {
+      labels[i] = posLabels[i];
+      const at = i * d + (this.regClassAgnostic ? 0 : 4 * posLabels[i]);
+      deltas.set(enc.subarray(i * 4, i * 4 + 4), at);
+      weights.fill(1, at, at + 4);
+    }
+    return { labels, deltas, weights };
+  }
+
+  /** `loss_cls`, `loss_bbox` (with their weights) and `acc` of a batch's sampled RoIs. */
+  loss(out: BBoxHeadOutputs, t: BBoxTargets): { loss_cls: tf.Scalar; loss_bbox: tf.Scalar; acc: tf.Scalar } {
+    return tf.tidy(() => {
+      const r = t.labels.length;
+      const labels = tf.tensor1d(t.labels, 'int32');
+      const lossCls = tf.mul(softmaxCE(out.cls, labels), this.lossClsWeight) as tf.Scalar;
+      const shape: [number, number] = [r, this.regDim];
+      const lossBbox = tf.mul(l1Loss(out.reg, tf.tensor2d(t.deltas, shape), tf.tensor2d(t.weights, shape), Math.max(r, 1)), this.lossBboxWeight) as tf.Scalar;
+      return { loss_cls: lossCls, loss_bbox: lossBbox, acc: accuracy(out.cls, labels) };
+    });
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * MMDetection 2.x `MaskRCNN` (a `TwoStageDetector`): backbone → FPN neck → RPN head → RoI head.
+ * Keys `backbone.*`, `neck.*`, `rpn_head.*`, `roi_head.*` as in MMDetection.
+ *
+ * `loss(batch)` → `loss_rpn_cls`, `loss_rpn_bbox`, `loss_cls`, `loss_bbox`, `loss_mask` (summed by
+ * the trainer) and `acc` (logged). Proposals for the RoI head come from the RPN outputs with no
+ * gradient (MMDet detaches them too). `predict(batch)` → per image boxes, scores, labels and masks
+ * in the original image's pixels.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Backbone } from '../backbone/backbone.ts';
+import type { Batch } from '../datasets/collate.ts';
+import { Module } from '../nn/module.ts';
+import type { FPN } from '../necks/fpn.ts';
+import type { ProposalCfg, RcnnTestCfg } from '../heads/det_config.ts';
+import { groundTruthOf } from '../heads/ground_truth.ts';
+import type { RPNHead, RPNTrainCfg } from '../heads/rpn/rpn_head.ts';
+import type { RcnnTrainCfg, StandardRoIHead } from '../heads/roi/standard_roi_head.ts';
+import type { Prediction } from '../structures/prediction.ts';
+import type { Model, Task } from './model.ts';
+
+export interface TwoStageTrainCfg {
+  rpn: RPNTrainCfg;
+  rpnProposal: ProposalCfg;
+  rcnn: RcnnTrainCfg;
+}
+
+export interface TwoStageTestCfg {
+  rpn: ProposalCfg;
+  rcnn: RcnnTestCfg;
+}
+
+export interface MaskRCNNOptions {
+  backbone: Backbone;
+  neck: FPN;
+  rpnHead: RPNHead;
+  roiHead: StandardRoIHead;
+  trainCfg: TwoStageTrainCfg;
+  testCfg: TwoStageTestCfg;
+}
+
+export class MaskRCNN extends Module implements Model {
+  readonly task: Task = 'detection';
+  readonly backbone: Backbone;
+  readonly neck: FPN;
+  readonly rpnHead: RPNHead;
+  readonly roiHead: StandardRoIHead;
+  trainCfg: TwoStageTrainCfg;
+  testCfg: TwoStageTestCfg;
+
+  constructor(opts: MaskRCNNOptions) {
+    super();
+    this.backbone = this.addModule('backbone', opts.backbone);
+    this.neck = this.addModule('neck', opts.neck);
+    this.rpnHead = this.addModule('rpn_head', opts.rpnHead);
+    this.roiHead = this.addModule('roi_head', opts.roiHead);
+    this.trainCfg = opts.trainCfg;
+    this.testCfg = opts.testCfg;
+  }
+
+  get numClasses(): number {
+    return this.roiHead.bboxHead.numClasses;
+  }
+
+  /** `[N, H, W, 3]` → FPN levels `[N, H/s, W/s, C]` (caller disposes). */
+  extractFeatures(imgs: tf.Tensor4D): tf.Tensor4D[] {
+    const feats = this.backbone.forward(imgs);
+    const out = this.neck.forward(feats);
+    tf.dispose(feats);
+    return out;
+  }
+
+  loss(batch: Batch): Record<string, tf.Scalar> {
+    const feats = this.extractFeatures(batch.imgs);
+    const gts = groundTruthOf(batch);
+    const rpnOut = this.rpnHead.forward(feats);
+    const rpnLosses = this.rpnHead.loss(rpnOut, gts, batch.metas, this.trainCfg.rpn);
+    const proposals = this.rpnHead.proposals(rpnOut, batch.metas, this.trainCfg.rpnProposal);
+    const roiLosses = this.roiHead.loss(feats, proposals, gts, this.trainCfg.rcnn);
+    return { ...rpnLosses, ...roiLosses };
+  }
+
+  predict(batch: Batch): Prediction[] {
+    const feats = tf.tidy(() => this.extractFeatures(batch.imgs));
+    try {
+      const rpnOut = this.rpnHead.forward(feats);
+      const proposals = this.rpnHead.proposals(rpnOut, batch.metas, this.testCfg.rpn);
+      tf.dispose([...rpnOut.cls, ...rpnOut.reg]);
+      return this.roiHead.predict(feats, proposals, batch.metas, this.testCfg.rcnn).map((instances) => ({ instances }));
+    } finally {
+      tf.dispose(feats);
+    }
+  }
+}
