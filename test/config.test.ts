@@ -283,6 +283,7 @@ test('a full UperNet-like config passes validation with typed values', () => {
   const cfg: ExperimentConfig = validateExperimentConfig(loadConfig(file), file);
   assert.equal(cfg.model.type, 'EncoderDecoder');
   const model = validateModelConfig(cfg.model, file);
+  if (model.type !== 'EncoderDecoder') throw new Error('expected an EncoderDecoder block');
   assert.deepEqual(model.backbone.variant, { dims: [72, 144, 288, 576], depths: [3, 3, 12, 3], kernel_size: 11 });
   assert.deepEqual(model.backbone.out_indices, [0, 1, 2, 3]);
   assert.equal(model.decode_head.num_classes, 150);

@@ -46,5 +46,7 @@ export async function buildModel(block: unknown, opts: Partial<ModelBuildOptions
 
 /** Builds the model of a block {@link validateModelConfig} returned (CLIs validate before loading data). */
 export async function buildValidatedModel(m: ModelBlock, opts: Partial<ModelBuildOptions> = {}): Promise<Model> {
-  return MODELS[m.type].build(m, { file: opts.file, path: opts.path ?? 'model', log: opts.log ?? ((l) => console.log(l)), loadCheckpoint: opts.loadCheckpoint });
+  // The table's entries take their own block; `m.type` picked the entry whose schema produced `m`.
+  const build = MODELS[m.type].build as (b: ModelBlock, o: ModelBuildOptions) => Promise<Model>;
+  return build(m, { file: opts.file, path: opts.path ?? 'model', log: opts.log ?? ((l) => console.log(l)), loadCheckpoint: opts.loadCheckpoint });
 }
