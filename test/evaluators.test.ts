@@ -119,6 +119,10 @@ test("CocoMetric: the Evaluator contract on the parity fixture equals pycocotool
     assert.equal(r.metrics[`${iouType}_mAP`], got[iouType].stats[0]);
     assert.equal(r.metrics[`${iouType}_mAP_75`], got[iouType].stats[2]);
     assert.match(r.report, /Average Precision {2}\(AP\) @\[ IoU=0\.50:0\.95 \| area= {3}all \| maxDets=100 \]/);
+    // The per-category table: one row per label, the AP of expected.json to 3 decimals.
+    assert.match(r.report, new RegExp(`\\| +category +\\| ${iouType} AP \\|`));
+    const [cat0, ap0] = [label2cat[0], exp.per_category_ap[String(label2cat[0])]];
+    assert.match(r.report, new RegExp(`\\| ${gt.cats.get(cat0)!.name} +\\| +${ap0 < 0 ? 'nan' : ap0.toFixed(3)} \\|`));
     // The results it scored are COCO JSON: x,y,w,h boxes or compressed RLE with string counts.
     const first = ev.cocoResults(iouType)[0];
     if (iouType === 'bbox') assert.equal(first.bbox!.length, 4);

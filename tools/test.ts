@@ -4,7 +4,7 @@
  * the `val_evaluator`'s metrics (default by the model's task: mIoU table, COCO box/mask AP).
  *
  *   npx tsx tools/test.ts CONFIG CHECKPOINT [--out PATH] [--metrics-out FILE.json] [--aug-test]
- *     [--show-dir DIR] [--cfg-options k=v ...] [--backend NAME]
+ *     [--show-dir DIR] [--show-score-thr 0.3] [--cfg-options k=v ...] [--backend NAME]
  *
  * CHECKPOINT: weights (`iter_<n>.safetensors`, or a .pth/.bin tfjs-readable checkpoint), a pointer
  * JSON written by tools/train.ts (`latest.json`, `best.json`), or such a pointer without its `.json`
@@ -14,7 +14,10 @@
  *   iou type), plus `evaluated` and `skipped` image counts; written atomically.
  * - `--out`: segmentation: a folder of predicted label maps (8-bit PNGs of class ids, `<stem>.png`);
  *   detection: COCO results `PATH.bbox.json` / `PATH.segm.json`.
- * - `--show-dir`: segmentation predictions in the dataset's palette blended 50% over the image.
+ * - `--show-dir`: segmentation: predictions in the dataset's palette blended 50% over the image;
+ *   detection: detections scoring at least `--show-score-thr` (translucent masks, boxes,
+ *   `class|score` labels) drawn over the image.
+ * Detection prints pycocotools' summary block per iou type (bbox, segm) and a per-category AP table.
  * - `--aug-test`: the test-time augmentation of `model.test_cfg.aug` (segmentors: flip + scales
  *   0.5..1.75 by default, softmax probabilities averaged).
  */
@@ -51,11 +54,12 @@ async function resolveCheckpoint(arg: string): Promise<string> {
 
 await runCli(async () => {
   const argv = await yargs(hideBin(process.argv))
-    .usage('$0 CONFIG CHECKPOINT [--out PRED_DIR] [--metrics-out FILE.json] [--aug-test] [--show-dir DIR] [--backend NAME]')
+    .usage('$0 CONFIG CHECKPOINT [--out PRED_DIR] [--metrics-out FILE.json] [--aug-test] [--show-dir DIR] [--show-score-thr T] [--backend NAME]')
     .option('out', { type: 'string', describe: 'segmentation: folder for predicted label PNGs; detection: COCO results file stem' })
     .option('metrics-out', { type: 'string', describe: 'JSON file for the metrics' })
     .option('aug-test', { type: 'boolean', default: false, describe: 'test-time augmentation of model.test_cfg.aug (flip + scales)' })
-    .option('show-dir', { type: 'string', describe: 'folder for colour overlays of the predictions (segmentation)' })
+    .option('show-dir', { type: 'string', describe: 'folder for the predictions drawn over the images' })
+    .option('show-score-thr', { type: 'number', default: 0.3, describe: 'detection --show-dir: draw detections scoring at least this' })
     .option('cfg-options', { type: 'string', array: true, describe: 'overrides a.b.c=value' })
     .option('batch-size', { type: 'number', default: 1, describe: 'images per forward pass' })
     .option('backend', { type: 'string', default: 'auto', describe: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu (auto honours C2F_BACKEND)' })
@@ -80,7 +84,8 @@ await runCli(async () => {
   console.log(`loaded ${weights}`);
 
   const evaluator = buildEvaluator(cfg.val_evaluator, { task: model.task, dataset, numClasses: model.numClasses, file: cfgPath });
-  const writers = await buildPredictionWriters({ task: model.task, dataset, numClasses: model.numClasses, out: argv.out, showDir: argv['show-dir'] });
+  const writers = await buildPredictionWriters({ task: model.task, dataset, numClasses: model.numClasses, out: argv.out, showDir: argv['show-dir'],
+    showScoreThr: argv['show-score-thr'] });
 
   const t0 = performance.now();
   const result = await evaluateModel(model, dataset, evaluator, {

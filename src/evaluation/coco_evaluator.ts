@@ -2,7 +2,8 @@
  * MMDet `CocoMetric` as an {@link Evaluator}: detections become COCO results (boxes `x, y, w, h`,
  * COCO category ids, masks as compressed RLE with string counts), then `src/coco`'s COCOeval gives
  * pycocotools' numbers per iou type. Metric keys as MMDet: `bbox_mAP`, `bbox_mAP_50`, `bbox_mAP_75`,
- * `bbox_mAP_s`, `bbox_mAP_m`, `bbox_mAP_l` (and `segm_*`).
+ * `bbox_mAP_s`, `bbox_mAP_m`, `bbox_mAP_l` (and `segm_*`). The report holds pycocotools' summary
+ * block per iou type and a per-category AP table (MMDet `classwise`, one AP column per iou type).
  */
 import { COCO } from '../coco/coco.ts';
 import { COCOeval } from '../coco/cocoeval.ts';
@@ -12,6 +13,7 @@ import { masksToBitmaps } from '../structures/masks.ts';
 import { numInstances, type Instances } from '../structures/instances.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import type { EvalItem, EvalResult, Evaluator } from './evaluator.ts';
+import { formatTable } from './table.ts';
 
 export type CocoIouType = 'bbox' | 'segm';
 
@@ -89,6 +91,7 @@ export class CocoMetric implements Evaluator {
     const report: string[] = [];
     const json: Record<string, unknown> = {};
     const imgIds = [...this.imageIds].sort((a, b) => a - b);
+    const perCat = new Map<CocoIouType, Map<number, number>>();
     for (const t of this.metrics) {
       const res = this.results[t];
       report.push(`Evaluating ${t}...`);
@@ -97,6 +100,7 @@ export class CocoMetric implements Evaluator {
         report.push(`no ${t} detections in ${imgIds.length} images: every AP is 0`);
         for (const s of SUFFIXES) metrics[`${t}_${s}`] = 0;
         json[t] = { stats: new Array(12).fill(0), per_category_ap: {} };
+        perCat.set(t, new Map(this.opts.label2cat.map((c) => [c, 0])));
         continue;
       }
       const ev = new COCOeval(this.opts.coco, this.opts.coco.loadRes(res), t);
@@ -105,8 +109,21 @@ export class CocoMetric implements Evaluator {
       ev.accumulate();
       report.push(...ev.summarize(null));
       SUFFIXES.forEach((s, i) => { metrics[`${t}_${s}`] = ev.stats[i]; });
-      json[t] = { stats: ev.stats, per_category_ap: Object.fromEntries([...ev.perCategoryAP()].map(([id, ap]) => [String(id), ap])) };
+      const aps = ev.perCategoryAP();
+      perCat.set(t, aps);
+      json[t] = { stats: ev.stats, per_category_ap: Object.fromEntries([...aps].map(([id, ap]) => [String(id), ap])) };
     }
+    report.push(this.perCategoryTable(perCat));
     return { metrics, report: report.join('\n'), json };
+  }
+
+  /** Category | bbox AP | segm AP rows in label order; 3 decimals as MMDet, `nan` without ground truth. */
+  private perCategoryTable(perCat: Map<CocoIouType, Map<number, number>>): string {
+    const fmt = (ap: number | undefined) => (ap === undefined || ap < 0 || Number.isNaN(ap) ? 'nan' : ap.toFixed(3));
+    const rows = this.opts.label2cat.map((cat) => [
+      this.opts.coco.cats.get(cat)?.name ?? String(cat),
+      ...this.metrics.map((t) => fmt(perCat.get(t)?.get(cat))),
+    ]);
+    return formatTable(['category', ...this.metrics.map((t) => `${t} AP`)], rows);
   }
 }

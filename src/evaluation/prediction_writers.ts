@@ -2,7 +2,9 @@
  * What `tools/test.ts --out / --show-dir` write for each prediction, per task:
  * - segmentation: `--out DIR` label maps as 8-bit grayscale PNGs of class ids (`<stem>.png`);
  *   `--show-dir DIR` the prediction in the dataset's palette blended 50% over the image;
- * - detection: `--out FILE.json` the COCO results (`FILE.bbox.json`, `FILE.segm.json` when masks).
+ * - detection: `--out FILE.json` the COCO results (`FILE.bbox.json`, `FILE.segm.json` when masks);
+ *   `--show-dir DIR` the detections scoring at least `showScoreThr` drawn over the image (translucent
+ *   masks, boxes, `class|score` labels).
  * Files are written atomically.
  */
 import { mkdir } from 'node:fs/promises';
@@ -15,6 +17,7 @@ import type { Prediction } from '../structures/prediction.ts';
 import { instancesToCocoResults } from './coco_evaluator.ts';
 import type { EvalItem } from './evaluator.ts';
 import type { CocoResult } from '../coco/types.ts';
+import { drawInstances, encodeRgbPng } from './draw_instances.ts';
 
 export interface PredictionWriter {
   write(item: EvalItem, pred: Prediction): Promise<void>;
@@ -28,6 +31,8 @@ export interface WriterOptions {
   numClasses: number;
   out?: string;
   showDir?: string;
+  /** Detection `--show-dir`: only detections scoring at least this are drawn (default 0.3). */
+  showScoreThr?: number;
 }
 
 /** A deterministic palette for datasets without one. */
@@ -64,17 +69,26 @@ function labelMapWriter(o: WriterOptions, dir: string): PredictionWriter {
   };
 }
 
-function overlayWriter(o: WriterOptions, dir: string): PredictionWriter {
+function paletteOf(o: WriterOptions): readonly (readonly [number, number, number])[] {
   const own = o.dataset.palette;
-  const palette = own && own.length >= o.numClasses ? own : defaultPalette(o.numClasses);
+  return own && own.length >= o.numClasses ? own : defaultPalette(o.numClasses);
+}
+
+/** The item's image as sRGB pixels (`channels` per pixel), checked to be `w x h`. */
+async function loadImage(item: EvalItem, w: number, h: number): Promise<{ data: Buffer; channels: number }> {
+  const imgPath = item.meta.imgPath;
+  if (!imgPath) throw new Error(`--show-dir: sample ${item.index} has no image path`);
+  const { data, info } = await sharp(imgPath).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  if (info.width !== w || info.height !== h) throw new Error(`--show-dir: ${imgPath} is ${info.width}x${info.height}, prediction ${w}x${h}`);
+  return { data, channels: info.channels };
+}
+
+function overlayWriter(o: WriterOptions, dir: string): PredictionWriter {
+  const palette = paletteOf(o);
   return {
     write: async (item, pred) => {
       const s = semSegOf(item, pred);
-      const imgPath = item.meta.imgPath;
-      if (!imgPath) throw new Error(`--show-dir: sample ${item.index} has no image path`);
-      const { data, info } = await sharp(imgPath).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-      if (info.width !== s.width || info.height !== s.height) throw new Error(`--show-dir: ${imgPath} is ${info.width}x${info.height}, prediction ${s.width}x${s.height}`);
-      const c = info.channels;
+      const { data, channels: c } = await loadImage(item, s.width, s.height);
       const out = new Uint8Array(s.width * s.height * 3);
       for (let p = 0; p < s.width * s.height; p++) {
         const col = palette[s.data[p]] ?? [0, 0, 0];
@@ -83,6 +97,25 @@ function overlayWriter(o: WriterOptions, dir: string): PredictionWriter {
       await writePng(path.join(dir, `${stemOf(o.dataset, item)}.png`), out, s.width, s.height, 3);
     },
     finish: async () => `overlays in ${dir}`,
+  };
+}
+
+function detectionOverlayWriter(o: WriterOptions, dir: string): PredictionWriter {
+  const palette = paletteOf(o);
+  const scoreThr = o.showScoreThr ?? 0.3;
+  return {
+    write: async (item, pred) => {
+      const inst = pred.instances;
+      if (!inst) throw new Error(`--show-dir: the prediction of sample ${item.index} has no instances`);
+      const [h, w] = item.meta.oriShape;
+      const { data, channels: c } = await loadImage(item, w, h);
+      const px = new Uint8Array(w * h * 3);
+      for (let p = 0; p < w * h; p++) for (let k = 0; k < 3; k++) px[p * 3 + k] = data[p * c + k];
+      const labels = drawInstances(px, w, h, inst, { classes: o.dataset.classes, palette, scoreThr });
+      const file = path.join(dir, `${stemOf(o.dataset, item)}.png`);
+      await writeFileAtomic(file, await encodeRgbPng(px, w, h, labels));
+    },
+    finish: async () => `detections (score >= ${scoreThr}) drawn in ${dir}`,
   };
 }
 
@@ -112,8 +145,8 @@ function cocoResultsWriter(o: WriterOptions, file: string): PredictionWriter {
 /** The writers `--out` / `--show-dir` ask for. */
 export async function buildPredictionWriters(o: WriterOptions): Promise<PredictionWriter[]> {
   if (o.task === 'detection') {
-    if (o.showDir) throw new Error('--show-dir: drawing detections is not implemented yet; use --out for the COCO results');
-    return o.out ? [cocoResultsWriter(o, o.out)] : [];
+    if (o.showDir) await mkdir(o.showDir, { recursive: true });
+    return [...(o.out ? [cocoResultsWriter(o, o.out)] : []), ...(o.showDir ? [detectionOverlayWriter(o, o.showDir)] : [])];
   }
   // The folders exist even when no image gets scored.
   for (const dir of [o.out, o.showDir]) if (dir) await mkdir(dir, { recursive: true });

@@ -37,6 +37,7 @@
  * and GT has NaN IoU; a class absent from GT has NaN Acc, and IoU 0 if it was predicted); mIoU and
  * mAcc are NaN-skipping means (`np.nanmean`), NaN only if every class is NaN.
  */
+import { formatTable } from './table.ts';
 
 /** Options shared by {@link intersectAndUnion} and {@link SegMetricAccumulator}. */
 export interface SegMetricOptions {
@@ -261,23 +262,7 @@ export function formatSegMetrics(metrics: SegMetrics, classNames?: readonly stri
   }
   const names = classNames ?? Array.from({ length: k }, (_, i) => String(i));
   const rows = names.map((name, c) => [name, pct(metrics.perClass.IoU[c]!), pct(metrics.perClass.Acc[c]!)]);
-  const header = ['Class', 'IoU', 'Acc'];
-  const widths = header.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
-  const rule = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
-  const line = (cells: string[], head: boolean): string =>
-    '| ' +
-    cells
-      .map((cell, j) => {
-        const w = widths[j]!;
-        if (head) {
-          const left = Math.floor((w - cell.length) / 2);
-          return ' '.repeat(left) + cell + ' '.repeat(w - cell.length - left);
-        }
-        return j === 0 ? cell.padEnd(w) : cell.padStart(w);
-      })
-      .join(' | ') +
-    ' |';
-  const out = [rule, line(header, true), rule, ...rows.map((r) => line(r, false)), rule];
+  const out = [formatTable(['Class', 'IoU', 'Acc'], rows)];
   out.push(`aAcc: ${pct(metrics.aAcc)}  mIoU: ${pct(metrics.mIoU)}  mAcc: ${pct(metrics.mAcc)}`);
   return out.join('\n');
 }
