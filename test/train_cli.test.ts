@@ -84,6 +84,24 @@ test('train.ts trains, dumps the config, checkpoints, evaluates and resumes', as
   assert.match(r2.stdout, /final \(iter 6\)/);
 });
 
+test('train.ts: an epoch recipe (max_epochs, steps in epochs) stops at --cfg-options schedule.max_iters', async () => {
+  await dataReady;
+  // 4 images, batch 2: 2 iterations per epoch; 3 epochs = 6 iterations, lr x0.5 from epoch 1 (iteration 2).
+  const cfg = writeConfig('epochs', {
+    schedule: { _delete_: true, max_epochs: 3, by_epoch: true, policy: 'step', steps: [1], gamma: 0.5, warmup_iters: 0 },
+    train: { eval_interval: 100, checkpoint_interval: 100, log_interval: 1 },
+  });
+  const work = path.join(tmp, 'work_epochs');
+  const r = runTool('train.ts', [cfg, '--work-dir', work, '--cfg-options', 'schedule.max_iters=3'], ENV);
+  assert.equal(r.code, 0, `stderr: ${r.stderr}\nstdout: ${r.stdout}`);
+  assert.match(r.stdout, /iters 0 -> 3 \(3 epochs of 2 iters, capped by max_iters\)/);
+  const lrs = jsonl(path.join(work, 'log.jsonl')).filter((l) => l.mode === undefined).map((l) => l.lr as number);
+  assert.equal(lrs.length, 3);
+  assert.equal(lrs[1], lrs[0]);
+  assert.ok(Math.abs(lrs[2] / lrs[0] - 0.5) < 1e-9, `lr halves when epoch 1 starts: ${lrs.join(', ')}`);
+  assert.equal(JSON.parse(readFileSync(path.join(work, 'latest.json'), 'utf8')).iter, 3);
+});
+
 function assertOneLineError(r: { code: number | null; stderr: string }, re: RegExp): void {
   assert.equal(r.code, 1, r.stderr);
   const lines = r.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('[c2f]'));

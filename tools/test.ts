@@ -27,7 +27,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from '../src/backend.ts';
-import { loadConfig, validateExperimentConfig } from '../src/config/index.ts';
+import { EXPERIMENT_OPEN_PATHS, loadConfig, validateExperimentConfig } from '../src/config/index.ts';
 import { buildDataset } from '../src/datasets/build.ts';
 import { evaluateModel } from '../src/engine/evaluate.ts';
 import { readCheckpointPointer } from '../src/engine/trainer.ts';
@@ -69,7 +69,7 @@ await runCli(async () => {
   if (argv._.length > 2) throw new Error(`unexpected arguments: ${argv._.slice(2).join(' ')}`);
   const cfgPath = String(argv._[0]);
   const ckptArg = String(argv._[1]);
-  const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [] });
+  const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [], openPaths: EXPERIMENT_OPEN_PATHS });
   const cfg = validateExperimentConfig(raw, cfgPath);
   const weights = await resolveCheckpoint(ckptArg);
   await initBackend(argv.backend);

@@ -4,6 +4,10 @@
  *   npx tsx tools/train.ts configs/upernet_c2f_shapes.yaml [--work-dir DIR] [--resume [CKPT]]
  *     [--cfg-options schedule.max_iters=100 data.batch_size=4 ...] [--backend auto|wasm|cpu|...]
  *
+ * - `schedule.max_epochs` (MMDet recipes; `by_epoch: true` puts `steps` in epochs) becomes iterations
+ *   with floor(len(train set) / (batch_size * accumulate)) iterations per epoch; `schedule.max_iters`
+ *   caps any schedule, epoch-based ones included.
+ *
  * - The merged config (bases + --cfg-options) is validated, then dumped to `<work-dir>/config.yaml`.
  *   The work dir defaults to the config's `work_dir`, else `work_dirs/<config stem>`.
  * - `--resume` alone resumes from `<work-dir>/latest.json`; `--resume CKPT` from a pointer JSON or an
@@ -22,12 +26,12 @@ import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from '../src/backend.ts';
-import { dumpConfig, loadConfig, validateExperimentConfig, type ExperimentConfig } from '../src/config/index.ts';
+import { EXPERIMENT_OPEN_PATHS, dumpConfig, loadConfig, validateExperimentConfig, type ExperimentConfig } from '../src/config/index.ts';
 import { buildDataset } from '../src/datasets/build.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
 import { AdamW } from '../src/engine/adamw.ts';
 import { evaluateModel } from '../src/engine/evaluate.ts';
-import type { LrScheduleConfig } from '../src/engine/lr_schedule.ts';
+import { itersPerEpoch, resolveSchedule, type LrScheduleConfig, type ResolvedSchedule } from '../src/engine/lr_schedule.ts';
 import { buildParamGroups } from '../src/engine/param_groups.ts';
 import { DataParallel } from '../src/engine/data_parallel.ts';
 import { Trainer } from '../src/engine/trainer.ts';
@@ -39,19 +43,19 @@ function fmtMetric(v: number): string {
   return Number.isNaN(v) ? 'nan' : (100 * v).toFixed(2);
 }
 
-/** The lr schedule of the validated `schedule:` block (linear warmup when warmup_iters > 0). */
-export function scheduleOf(cfg: ExperimentConfig, baseLr: number): LrScheduleConfig {
+/** The lr schedule of the validated `schedule:` block in iterations (linear warmup when warmup_iters > 0). */
+export function scheduleOf(cfg: ExperimentConfig, baseLr: number, resolved: ResolvedSchedule): LrScheduleConfig {
   const s = cfg.schedule;
   return {
     policy: s.policy,
     base_lr: baseLr,
-    max_iters: s.max_iters,
+    max_iters: resolved.scheduleIters,
     power: s.power,
     min_lr: s.min_lr,
-    steps: s.steps,
+    steps: resolved.steps,
     gamma: s.gamma,
-    warmup: s.warmup_iters > 0 ? 'linear' : null,
-    warmup_iters: s.warmup_iters,
+    warmup: resolved.warmupIters > 0 ? 'linear' : null,
+    warmup_iters: resolved.warmupIters,
     warmup_ratio: s.warmup_ratio,
   };
 }
@@ -67,7 +71,7 @@ await runCli(async () => {
     .strict()
     .parse();
   const cfgPath = argv.config as string;
-  const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [] });
+  const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [], openPaths: EXPERIMENT_OPEN_PATHS });
   const cfg = validateExperimentConfig(raw, cfgPath);
   // The whole model block is checked before any data is scanned.
   const modelBlock = validateModelConfig(cfg.model, cfgPath);
@@ -86,6 +90,9 @@ await runCli(async () => {
 
   const seed = cfg.train.seed ?? 0;
   const loader = new DataLoader(trainSet, { batchSize: cfg.data.batch_size, shuffle: true, infinite: true, seed });
+  // Epochs become iterations here, once: one iteration = one optimiser step over `accumulate` batches.
+  const accumulate = cfg.train.accumulate ?? 1;
+  const schedule = resolveSchedule(cfg.schedule, itersPerEpoch(trainSet.length, cfg.data.batch_size, accumulate));
   const opt = cfg.optimizer;
   if (opt.type !== 'AdamW') throw new Error(`${cfgPath}: optimizer.type: only AdamW is implemented, got '${opt.type}'`);
   const pw = opt.paramwise_cfg;
@@ -129,8 +136,8 @@ await runCli(async () => {
     model,
     loader,
     optimizer,
-    schedule: scheduleOf(cfg, opt.lr),
-    maxIters: cfg.schedule.max_iters,
+    schedule: scheduleOf(cfg, opt.lr, schedule),
+    maxIters: schedule.maxIters,
     workDir,
     logInterval: cfg.train.log_interval,
     checkpointInterval: cfg.train.checkpoint_interval,
@@ -138,7 +145,7 @@ await runCli(async () => {
     evaluate,
     bestMetric,
     gradClip: cfg.train.grad_clip ?? null,
-    accumulate: cfg.train.accumulate ?? 1,
+    accumulate,
     gradients: dataParallel ?? undefined,
     seed,
     log,
@@ -148,9 +155,10 @@ await runCli(async () => {
     await trainer.resume(from);
     log(`resumed from ${from ?? join(workDir, 'latest.json')} at iter ${trainer.iter}`);
   }
+  const epochs = cfg.schedule.max_epochs !== undefined ? ` (${cfg.schedule.max_epochs} epochs of ${schedule.itersPerEpoch} iters${schedule.maxIters < schedule.scheduleIters ? ', capped by max_iters' : ''})` : '';
   const params = model.namedParameters().reduce((n, [, p]) => n + p.variable.size, 0);
   log(`training ${modelBlock.type} (${(params / 1e6).toFixed(2)}M parameters) on ${trainSet.length} images, ` +
-    `batch ${cfg.data.batch_size}${replicas > 1 ? ` on ${replicas} threads` : ''}, iters ${trainer.iter} -> ${cfg.schedule.max_iters}; work dir ${workDir}`);
+    `batch ${cfg.data.batch_size}${replicas > 1 ? ` on ${replicas} threads` : ''}, iters ${trainer.iter} -> ${schedule.maxIters}${epochs}; work dir ${workDir}`);
   let result;
   try {
     result = await trainer.run();

@@ -4,7 +4,7 @@
  * augmentation) are open or `any()` here and validated by those builders.
  */
 import { ConfigError, where } from './errors.ts';
-import { any, int, list, nul, num, obj, oneOf, optional, refine, str, validate, type Infer } from './schema.ts';
+import { any, bool, int, list, nul, num, obj, oneOf, optional, refine, str, validate, type Infer } from './schema.ts';
 
 const positiveInt = int({ min: 1 });
 
@@ -37,9 +37,17 @@ const optimizer = obj({
   ),
 });
 
+/**
+ * `schedule:` length by iterations (`max_iters`) or epochs (`max_epochs`, MMDet recipes); with both,
+ * `max_iters` caps the epoch recipe (so `--cfg-options schedule.max_iters=N` ends any config's
+ * training after N iterations). `by_epoch: true`: `steps` are epochs. Resolved to iterations by
+ * `resolveSchedule` (src/engine/lr_schedule.ts); `warmup_iters` is always in iterations.
+ */
 const schedule = refine(
   obj({
-    max_iters: positiveInt,
+    max_iters: optional(positiveInt),
+    max_epochs: optional(positiveInt),
+    by_epoch: optional(bool(), false),
     warmup_iters: int({ min: 0 }),
     warmup_ratio: optional(num({ min: 0, max: 1 })),
     policy: str({ enum: ['poly', 'step', 'cosine'] }),
@@ -48,9 +56,27 @@ const schedule = refine(
     steps: optional(list(int({ min: 0 }))),
     gamma: optional(num({ min: 0 })),
   }),
-  // A step schedule without steps would silently never decay.
-  (s) => (s.policy === 'step' && !s.steps?.length ? "policy 'step' needs 'steps' (the iterations at which lr is multiplied by gamma)" : undefined),
+  (s) => {
+    if (s.max_iters === undefined && s.max_epochs === undefined) return 'give max_iters or max_epochs (with both, max_iters caps the epochs)';
+    // A step schedule without steps would silently never decay.
+    if (s.policy === 'step' && !s.steps?.length) {
+      return `policy 'step' needs 'steps' (the ${s.by_epoch ? 'epochs' : 'iterations'} at which lr is multiplied by gamma)`;
+    }
+    // MMCV's epoch-wise poly/cosine holds the lr for a whole epoch; ours decays every iteration.
+    if (s.by_epoch && s.policy !== 'step') return `by_epoch: true is for policy 'step' (steps in epochs); '${s.policy}' decays every iteration (over max_epochs when given)`;
+    return undefined;
+  },
 );
+
+/**
+ * Blocks `--cfg-options` may add keys to (`loadConfig`'s `openPaths`). Safe because they are closed
+ * here: a misspelt added key is still an error naming it, at validation. `schedule`: so that
+ * `schedule.max_iters=N` caps an epoch recipe and `schedule.max_epochs=N` lengthens an iteration one.
+ */
+export const EXPERIMENT_OPEN_PATHS: readonly string[] = ['schedule'];
+
+/** A validated `schedule:` block. */
+export type ScheduleBlock = Infer<typeof schedule>;
 
 const train = obj({
   eval_interval: positiveInt,

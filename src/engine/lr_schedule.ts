@@ -17,7 +17,11 @@
  *             clamped below at `min_lr` when given
  * - `cosine`: `min_lr + 0.5 * (base - min_lr) * (1 + cos(pi * iter / max_iters))`
  * - `fixed`:  `base`
+ *
+ * Epoch-based `schedule:` blocks (MMDet recipes) become iterations in {@link resolveSchedule}.
  */
+import type { ScheduleBlock } from '../config/experiment.ts';
+
 export interface LrScheduleConfig {
   policy: 'poly' | 'step' | 'cosine' | 'fixed';
   base_lr: number;
@@ -91,4 +95,50 @@ export function warmupCosineLr(baseLr: number, step: number, warmup: number, tot
   if (step <= warmup) return (baseLr * step) / warmup;
   const t = (step - warmup) / Math.max(1, total - warmup);
   return 0.5 * baseLr * (1 + Math.cos(Math.PI * Math.min(1, t)));
+}
+
+/**
+ * Optimiser steps in one epoch: `max(1, floor(datasetLength / (batchSize * accumulate)))` (one
+ * iteration = one optimiser step over `accumulate` batches; the last partial batch is not counted).
+ */
+export function itersPerEpoch(datasetLength: number, batchSize: number, accumulate = 1): number {
+  for (const [name, v] of [['datasetLength', datasetLength], ['batchSize', batchSize], ['accumulate', accumulate]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`itersPerEpoch: ${name} must be a positive integer, got ${v}`);
+  }
+  return Math.max(1, Math.floor(datasetLength / (batchSize * accumulate)));
+}
+
+/** A `schedule:` block in iterations (see {@link resolveSchedule}). */
+export interface ResolvedSchedule {
+  /** Iterations to train: `max_iters`, else `max_epochs * itersPerEpoch`, the smaller when both are given. */
+  maxIters: number;
+  /** Length poly/cosine decay over: the epoch recipe's (`max_epochs * itersPerEpoch`) when given, else `max_iters`. */
+  scheduleIters: number;
+  /** `steps` in iterations (`steps[i] * itersPerEpoch` with `by_epoch`); undefined without steps. */
+  steps?: number[];
+  warmupIters: number;
+  itersPerEpoch: number;
+}
+
+/**
+ * The one place epochs become iterations. `max_epochs` spans `max_epochs * itersPerEpoch`
+ * iterations; with `by_epoch`, step milestone `e` is iteration `e * itersPerEpoch` (MMCV's epoch-wise
+ * step: the lr drops when epoch `e` starts). A `max_iters` given as well caps training (the lr still
+ * follows the epoch recipe), so `--cfg-options schedule.max_iters=N` stops any config after N.
+ * @param schedule a validated `schedule:` block (max_iters or max_epochs present).
+ * @param itersPerEpoch from {@link itersPerEpoch}.
+ */
+export function resolveSchedule(schedule: ScheduleBlock, itersPerEpoch: number): ResolvedSchedule {
+  if (!Number.isInteger(itersPerEpoch) || itersPerEpoch < 1) throw new Error(`resolveSchedule: itersPerEpoch must be a positive integer, got ${itersPerEpoch}`);
+  const { max_iters: maxIters, max_epochs: maxEpochs } = schedule;
+  const epochIters = maxEpochs !== undefined ? maxEpochs * itersPerEpoch : undefined;
+  const scheduleIters = epochIters ?? maxIters;
+  if (scheduleIters === undefined) throw new Error('schedule: give max_iters or max_epochs');
+  return {
+    maxIters: Math.min(maxIters ?? Infinity, epochIters ?? Infinity),
+    scheduleIters,
+    ...(schedule.steps ? { steps: schedule.steps.map((s) => (schedule.by_epoch ? s * itersPerEpoch : s)) } : {}),
+    warmupIters: schedule.warmup_iters,
+    itersPerEpoch,
+  };
 }

@@ -34,3 +34,21 @@ export function normalInit(conv: Conv2d, std: number): void {
   for (let i = 0; i < data.length; i++) data[i] = globalRng.normal() * std;
   tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
 }
+
+/**
+ * Fills a conv's weight from U(-b, b), b = gain·sqrt(6 / (fan_in + fan_out)), fan_in = in·kh·kw,
+ * fan_out = out·kh·kw, and zeroes its bias (mmcv `xavier_init(distribution='uniform')`, PyTorch
+ * `xavier_uniform_`). Grouped/depthwise convs use their per-group `in`, as PyTorch's fan does.
+ */
+export function xavierUniform(conv: Conv2d, gain = 1): void {
+  const v = conv.weight.variable;
+  const shape = conv.weight.torchShape(); // [out, in/groups, kh, kw]
+  const receptive = shape[2] * shape[3];
+  const bound = gain * Math.sqrt(6 / (shape[1] * receptive + shape[0] * receptive));
+  const data = new Float32Array(v.size);
+  for (let i = 0; i < data.length; i++) data[i] = (2 * globalRng.uniform() - 1) * bound;
+  tf.tidy(() => {
+    v.assign(tf.tensor(data, v.shape));
+    if (conv.bias) conv.bias.variable.assign(tf.zerosLike(conv.bias.variable));
+  });
+}
