@@ -114,6 +114,8 @@ export class CocoMetric implements Evaluator {
       json[t] = { stats: ev.stats, per_category_ap: Object.fromEntries([...aps].map(([id, ap]) => [String(id), ap])) };
     }
     report.push(this.perCategoryTable(perCat));
+    // MMDetection's metric names (`coco/bbox_mAP`, ...), what `--metrics-out` readers look up.
+    for (const [k, v] of Object.entries(metrics)) json[`coco/${k}`] = v;
     return { metrics, report: report.join('\n'), json };
   }
 
