@@ -12,6 +12,7 @@ import { applyCfgOptions } from '../src/config/cfg_options.ts';
 import { COCO } from '../src/coco/coco.ts';
 import { AdamW } from '../src/engine/adamw.ts';
 import { batchGradients } from '../src/engine/gradients.ts';
+import { DataParallel } from '../src/engine/data_parallel.ts';
 import { CocoMetric } from '../src/evaluation/coco_evaluator.ts';
 import { buildModel } from '../src/models/build.ts';
 import type { Model } from '../src/models/model.ts';
@@ -97,4 +98,33 @@ test('overfitting one image: every loss falls, box AP >= 0.9, tensor count flat'
   assert.ok(metrics.bbox_mAP >= 0.9, `box AP on the overfitted image ${metrics.bbox_mAP}`);
   batch.dispose();
   m.dispose();
+});
+
+test('data-parallel detector: two replicas give every loss; tensor counts flat on both threads', async () => {
+  manualSeed(1);
+  const file = 'configs/maskrcnn_c2f_shapes.yaml';
+  const block = (loadConfig(file) as { model: Record<string, unknown> }).model;
+  const model = await buildModel(block, { file, log: () => {} });
+  model.train();
+  const vars = model.trainableVariables();
+  const dp = await DataParallel.start(model, vars, { workers: 2, modelConfig: block, file });
+  const batch = sceneBatch(SCENE, 96, 2);
+  const counts: number[] = [];
+  const workerCounts: (number | undefined)[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const g = await dp.compute(batch);
+      for (const k of ['loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox', 'loss_mask', 'acc']) assert.ok(Number.isFinite(g.parts[k]), `${k}: ${g.parts[k]}`);
+      assert.equal(Object.keys(g.grads).length, vars.length);
+      tf.dispose(Object.values(g.grads));
+      counts.push(tf.memory().numTensors);
+      workerCounts.push(dp.workerTensors);
+    }
+  } finally {
+    await dp.close();
+    batch.dispose();
+    model.dispose();
+  }
+  assert.equal(new Set(counts).size, 1, `main thread tensors ${counts.join(', ')}`);
+  assert.equal(new Set(workerCounts.slice(1)).size, 1, `worker tensors ${workerCounts.join(', ')}`);
 });

@@ -20,10 +20,10 @@ export const SCENE: DetShape[] = [
 ];
 
 /**
- * A batch of one normalised `size x size` image of `scene` with its boxes, labels and bitmap masks
- * (no resize: original and input pixels coincide).
+ * A batch of `n` copies of one normalised `size x size` image of `scene` with its boxes, labels and
+ * bitmap masks (no resize: original and input pixels coincide).
  */
-export function sceneBatch(scene: DetShape[] = SCENE, size = 128): Batch {
+export function sceneBatch(scene: DetShape[] = SCENE, size = 128, n = 1): Batch {
   const img = new Float32Array(size * size * 3).fill(-1.5);
   const boxes = new Float32Array(scene.length * 4);
   const masks: Uint8Array[] = [];
@@ -43,12 +43,15 @@ export function sceneBatch(scene: DetShape[] = SCENE, size = 128): Batch {
     boxes.set([x1, y1, x2, y2], i * 4);
     masks.push(m);
   });
+  const all = new Float32Array(n * img.length);
+  for (let i = 0; i < n; i++) all.set(img, i * img.length);
+  const each = <T>(v: () => T): T[] => Array.from({ length: n }, v);
   return batchOf({
-    imgs: tf.tensor4d(img, [1, size, size, 3]),
-    metas: [{ imageId: 1, oriShape: [size, size], imgShape: [size, size], padShape: [size, size], batchInputShape: [size, size], scaleFactor: [1, 1], flip: false }],
-    gtBboxes: [boxes],
-    gtLabels: [Int32Array.from(scene, (s) => s.label)],
-    gtMasks: [{ kind: 'bitmaps', height: size, width: size, masks }],
-    gtBboxesIgnore: [new Float32Array(0)],
+    imgs: tf.tensor4d(all, [n, size, size, 3]),
+    metas: each(() => ({ imageId: 1, oriShape: [size, size], imgShape: [size, size], padShape: [size, size], batchInputShape: [size, size], scaleFactor: [1, 1], flip: false })),
+    gtBboxes: each(() => boxes),
+    gtLabels: each(() => Int32Array.from(scene, (s) => s.label)),
+    gtMasks: each(() => ({ kind: 'bitmaps', height: size, width: size, masks })),
+    gtBboxesIgnore: each(() => new Float32Array(0)),
   });
 }
