@@ -90,7 +90,8 @@ function trainStep(m: Model, batch: Batch): () => void {
 
 const rows = argv.rows.split(',');
 const report = (name: string, times: number[], extra = '') => {
-  console.log(`${argv.backend.padEnd(5)} ${name.padEnd(34)} median ${median(times).toFixed(2)} s  (runs ${times.map((t) => t.toFixed(2)).join(', ')})  ${extra}`);
+  const peak = (process.resourceUsage().maxRSS / 1024 / 1024).toFixed(2);
+  console.log(`${argv.backend.padEnd(5)} ${name.padEnd(34)} median ${median(times).toFixed(2)} s  (runs ${times.map((t) => t.toFixed(2)).join(', ')})  ${extra}  peak RSS so far ${peak} GiB`);
 };
 
 if (rows.includes('t-train') || rows.includes('t-infer')) {

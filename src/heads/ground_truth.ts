@@ -1,18 +1,14 @@
 /**
- * Per-image ground truth as the detection heads read it, taken from a collated batch: boxes and
- * labels in input-image pixels, crowd boxes to ignore, instance masks at the image size.
+ * Per-image ground truth as the detection heads read it: the image's {@link Instances} (boxes and
+ * labels in input-image pixels, masks at the image size) plus the crowd boxes to ignore, taken from a
+ * collated batch.
  */
 import type { Batch } from '../datasets/collate.ts';
-import type { InstanceMasks } from '../structures/masks.ts';
+import type { Instances } from '../structures/instances.ts';
 
-export interface GroundTruth {
-  /** `[G * 4]` boxes `x1, y1, x2, y2`. */
-  boxes: Float32Array;
-  /** `[G]` labels `0..K-1`. */
-  labels: Int32Array;
+export interface GroundTruth extends Instances {
   /** `[M * 4]` crowd boxes (MMDet `gt_bboxes_ignore`). */
-  ignore: Float32Array;
-  masks?: InstanceMasks;
+  readonly ignore: Float32Array;
 }
 
 /** The ground truth of each image of `batch`. */

@@ -22,7 +22,8 @@ import type { ImgMeta } from '../../datasets/collate.ts';
 import { makeInstances, type Instances } from '../../structures/instances.ts';
 import type { RcnnTestCfg } from '../det_config.ts';
 import type { GroundTruth } from '../ground_truth.ts';
-import { pickBoxes, readOnce, type Proposals } from '../rpn/rpn_head.ts';
+import type { Proposals } from '../rpn/rpn_head.ts';
+import { concatArrays, pickBoxes, readOnce } from '../../ops/arrays.ts';
 import type { BBoxTargets, Shared2FCBBoxHead } from './bbox_head.ts';
 import type { FCNMaskHead } from './mask_head.ts';
 import type { SingleRoIExtractor } from './roi_extractor.ts';
@@ -94,9 +95,9 @@ export class StandardRoIHead extends Module {
     const rois = toRois(sampled.map((s) => [s.pos, s.neg]));
     const per = sampled.map((s) => this.bboxHead.targets(s.pos, s.posGt, s.posLabels, s.neg.length / 4));
     const targets: BBoxTargets = {
-      labels: concatInt(per.map((t) => t.labels)),
-      deltas: concatFloat(per.map((t) => t.deltas)),
-      weights: concatFloat(per.map((t) => t.weights)),
+      labels: concatArrays(per.map((t) => t.labels)),
+      deltas: concatArrays(per.map((t) => t.deltas)),
+      weights: concatArrays(per.map((t) => t.weights)),
     };
     const losses: Record<string, tf.Scalar> = tf.tidy(() => {
       const boxFeats = this.bboxRoiExtractor.forward(feats, rois);
@@ -106,11 +107,11 @@ export class StandardRoIHead extends Module {
       const maskHead = this.maskHead;
       const extractor = this.maskRoiExtractor;
       const posRois = toRois(sampled.map((s) => [s.pos]));
-      const labels = concatInt(sampled.map((s) => s.posLabels));
+      const labels = concatArrays(sampled.map((s) => s.posLabels));
       if (labels.length === 0) {
         losses.loss_mask = tf.scalar(0);
       } else {
-        const tgt = concatFloat(sampled.map((s, i) => {
+        const tgt = concatArrays(sampled.map((s, i) => {
           const masks = gts[i].masks;
           if (!masks) throw new Error('StandardRoIHead: a mask head needs GT masks (LoadAnnotations with_mask: true)');
           return maskTargets(s.pos, s.posGtInds, masks, cfg.maskSize);
@@ -170,7 +171,7 @@ export class StandardRoIHead extends Module {
       return det.boxes.map((v, j) => v * (j % 2 === 0 ? sx : sy));
     });
     const maskRois = toRois(scaled.map((b) => [b]));
-    const labels = concatInt(dets.map((det) => det.labels));
+    const labels = concatArrays(dets.map((det) => det.labels));
     const m = 2 * extractor.outputSize[0];
     const maskProbs = labels.length ? (() => {
       const logits = tf.tidy(() => maskHead.forward(extractor.forward(feats, maskRois)));
@@ -202,19 +203,5 @@ export function toRois(perImage: Float32Array[][]): Float32Array {
       }
     }
   });
-  return out;
-}
-
-function concatFloat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
-}
-
-function concatInt(parts: Int32Array[]): Int32Array {
-  const out = new Int32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
   return out;
 }

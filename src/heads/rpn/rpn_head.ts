@@ -24,6 +24,7 @@ import { MaxIoUAssigner } from '../../ops/assigner.ts';
 import { RandomSampler } from '../../ops/sampler.ts';
 import { batchedNms } from '../../ops/nms.ts';
 import { l1Loss, sigmoidBCE } from '../../ops/det_losses.ts';
+import { concatArrays, pickBoxes, readOnce, topK } from '../../ops/arrays.ts';
 import type { ImgMeta } from '../../datasets/collate.ts';
 import type { ProposalCfg } from '../det_config.ts';
 import type { GroundTruth } from '../ground_truth.ts';
@@ -107,7 +108,7 @@ export class RPNHead extends Module {
    */
   loss(out: RPNOutputs, gts: GroundTruth[], metas: ImgMeta[], cfg: RPNTrainCfg): { loss_rpn_cls: tf.Scalar; loss_rpn_bbox: tf.Scalar } {
     const sizes = this.featSizes(out);
-    const anchors = concatLevels(this.anchorGenerator.gridAnchors(sizes));
+    const anchors = concatArrays(this.anchorGenerator.gridAnchors(sizes));
     const total = anchors.length / 4;
     const n = metas.length;
     const labels = new Float32Array(n * total);
@@ -116,7 +117,7 @@ export class RPNHead extends Module {
     const boxW = new Float32Array(n * total * 4);
     let numSampled = 0;
     for (let i = 0; i < n; i++) {
-      const valid = concatLevels(this.anchorGenerator.validFlags(sizes, metas[i].padShape));
+      const valid = concatArrays(this.anchorGenerator.validFlags(sizes, metas[i].padShape));
       const inside = insideIndices(anchors, valid, metas[i].imgShape, cfg.allowedBorder);
       const cand = pickBoxes(anchors, inside);
       const gt = gts[i];
@@ -179,36 +180,6 @@ export class RPNHead extends Module {
       return { boxes: pickBoxes(b, keep), scores: Float32Array.from(keep, (k) => s[k]) };
     });
   }
-}
-
-/** The values of `t`, which is disposed. */
-export function readOnce(t: tf.Tensor): Float32Array {
-  const v = t.dataSync() as Float32Array;
-  t.dispose();
-  return v;
-}
-
-/** One flat array of per-level arrays. */
-export function concatLevels<T extends Float32Array | Uint8Array>(levels: T[]): T {
-  const len = levels.reduce((s, l) => s + l.length, 0);
-  const out = (levels[0] instanceof Uint8Array ? new Uint8Array(len) : new Float32Array(len)) as T;
-  let off = 0;
-  for (const l of levels) { out.set(l, off); off += l.length; }
-  return out;
-}
-
-/** `[K * 4]` rows `idx` of the `[N * 4]` boxes. */
-export function pickBoxes(boxes: Float32Array, idx: ArrayLike<number>): Float32Array {
-  const out = new Float32Array(idx.length * 4);
-  for (let k = 0; k < idx.length; k++) out.set(boxes.subarray(idx[k] * 4, idx[k] * 4 + 4), k * 4);
-  return out;
-}
-
-/** Indices of the `k` largest scores, best first (all when `k >= n`). */
-export function topK(scores: Float32Array, k: number): Int32Array {
-  const idx = Int32Array.from({ length: scores.length }, (_, i) => i);
-  idx.sort((p, q) => scores[q] - scores[p] || p - q);
-  return k < idx.length ? idx.slice(0, k) : idx;
 }
 
 /** Indices of the anchors that are valid and, with `border >= 0`, inside the image grown by it. */
