@@ -17,7 +17,7 @@ import { groundTruthOf } from '../heads/ground_truth.ts';
 import type { RPNHead, RPNTrainCfg } from '../heads/rpn/rpn_head.ts';
 import type { RcnnTrainCfg, StandardRoIHead } from '../heads/roi/standard_roi_head.ts';
 import type { Prediction } from '../structures/prediction.ts';
-import type { Model, Task } from './model.ts';
+import type { Model, ModelPredictOptions, Task } from './model.ts';
 
 export interface TwoStageTrainCfg {
   rpn: RPNTrainCfg;
@@ -80,7 +80,9 @@ export class MaskRCNN extends Module implements Model {
     return { ...rpnLosses, ...roiLosses };
   }
 
-  predict(batch: Batch): Prediction[] {
+  predict(batch: Batch, opts: ModelPredictOptions = {}): Prediction[] {
+    // Refuse rather than silently run single-scale when asked for TTA.
+    if (opts.augTest) throw new Error('MaskRCNN: test-time augmentation (--aug-test) is not implemented for detectors');
     const feats = tf.tidy(() => this.extractFeatures(batch.imgs));
     try {
       const rpnOut = this.rpnHead.forward(feats);
