@@ -8,6 +8,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
+import { median, timeRuns } from './timing.ts';
 import { createConv2Former, type Conv2FormerConfig, type Conv2FormerVariant } from '../src/backbone/conv2former.ts';
 
 const TINY: Conv2FormerConfig = { dims: [16, 32, 64, 128], depths: [1, 1, 2, 1], kernelSize: 11 };
@@ -19,22 +20,6 @@ const argv = await yargs(hideBin(process.argv))
   .option('batch', { type: 'number', default: 1 })
   .strict()
   .parse();
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-async function timeIt(fn: () => Promise<void>, iters: number): Promise<number> {
-  await fn();
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    await fn();
-    times.push((performance.now() - t0) / 1000);
-  }
-  return median(times);
-}
 
 for (const backend of argv.backends.split(',')) {
   await initBackend(backend, { quiet: true });
@@ -55,8 +40,8 @@ for (const backend of argv.backends.split(',')) {
       await Promise.all(Object.values(grads).map((g) => g.data()));
       tf.dispose([value, ...Object.values(grads)]);
     };
-    const fwd = (await timeIt(forward, argv.iters)) / argv.batch;
-    const step = (await timeIt(trainStep, argv.iters)) / argv.batch;
+    const fwd = median(await timeRuns(forward, argv.iters)) / argv.batch;
+    const step = median(await timeRuns(trainStep, argv.iters)) / argv.batch;
     const line = `${backend.padEnd(5)} ${model.padEnd(5)} ${String(h + 'x' + w).padEnd(8)} batch ${argv.batch}  forward ${fwd.toFixed(3)} s/img  forward+backward ${step.toFixed(3)} s/img`;
     console.log(line);
     x.dispose();

@@ -21,6 +21,7 @@ import { batchGradients } from '../src/engine/gradients.ts';
 import { buildModel } from '../src/models/build.ts';
 import type { Model } from '../src/models/model.ts';
 import { Rng, manualSeed } from '../src/nn/random.ts';
+import { median, timeRuns } from './timing.ts';
 
 const argv = await yargs(hideBin(process.argv))
   .option('backend', { type: 'string', default: 'wasm' })
@@ -56,22 +57,6 @@ function syntheticBatch(h: number, w: number, g: number, rng: Rng): Batch {
   });
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-async function timeIt(fn: () => void | Promise<void>, iters: number): Promise<number[]> {
-  await fn();
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    await fn();
-    times.push((performance.now() - t0) / 1000);
-  }
-  return times;
-}
-
 async function model(config: string, options: string[]): Promise<Model> {
   const cfg = applyCfgOptions(loadConfig(config), options) as { model: unknown };
   return buildModel(cfg.model, { file: config, log: () => {} });
@@ -100,12 +85,12 @@ if (rows.includes('t-train') || rows.includes('t-infer')) {
   const batch = syntheticBatch(800, 1333, 8, new Rng(1));
   if (rows.includes('t-train')) {
     const before = tf.memory().numTensors;
-    report('T train step 800x1333 b1', await timeIt(trainStep(m, batch), argv.iters), `tensors ${before} -> ${tf.memory().numTensors}`);
+    report('T train step 800x1333 b1', await timeRuns(trainStep(m, batch), argv.iters), `tensors ${before} -> ${tf.memory().numTensors}`);
   }
   if (rows.includes('t-infer')) {
     m.eval();
     let dets = 0;
-    report('T inference 800x1333 (100 dets)', await timeIt(() => { dets = m.predict(batch)[0].instances!.labels.length; }, argv.iters), `detections ${dets}`);
+    report('T inference 800x1333 (100 dets)', await timeRuns(() => { dets = m.predict(batch)[0].instances!.labels.length; }, argv.iters), `detections ${dets}`);
   }
   batch.dispose();
   m.dispose();
@@ -122,7 +107,7 @@ if (rows.includes('shapes')) {
   const samples = [];
   for (let i = 0; samples.length < 2; i++) { const s = await ds.getSample(i, rng); if (s) samples.push(s); }
   const batch = collate(samples);
-  report('shapes train step (batch 2)', await timeIt(trainStep(m, batch), Math.max(argv.iters, 5)));
+  report('shapes train step (batch 2)', await timeRuns(trainStep(m, batch), Math.max(argv.iters, 5)));
   batch.dispose();
   m.dispose();
 }

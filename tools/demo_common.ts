@@ -30,3 +30,15 @@ export async function ensureShapes(task: 'semantic' | 'instances'): Promise<void
     console.log('using the existing data/shapes');
   }
 }
+
+/** The options every demo takes (yargs `.options(...)`). */
+export const DEMO_OPTIONS = {
+  'max-iters': { type: 'number', describe: 'training iterations (default: the config\'s schedule.max_iters)' },
+  backend: { type: 'string', describe: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu' },
+} as const;
+
+/** `--max-iters` checked (a positive integer or absent). */
+export function checkMaxIters(v: number | undefined): number | undefined {
+  if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new Error(`--max-iters must be a positive integer, got ${v}`);
+  return v;
+}

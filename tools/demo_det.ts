@@ -15,7 +15,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { runCli } from './cli.ts';
-import { ROOT, ensureShapes, runTool } from './demo_common.ts';
+import { DEMO_OPTIONS, ROOT, checkMaxIters, ensureShapes, runTool } from './demo_common.ts';
 
 const CONFIG = 'configs/maskrcnn_c2f_shapes.yaml';
 /** The quick schedule: the full one (1500 iterations, lr x0.1 at 1125 and 1350) scaled to this length. */
@@ -25,12 +25,10 @@ await runCli(async () => {
   const argv = await yargs(hideBin(process.argv))
     .usage('$0 [--quick] [--max-iters N] [--backend NAME]')
     .option('quick', { type: 'boolean', default: false, describe: `the same recipe on a ${QUICK_ITERS}-iteration schedule (lr steps scaled)` })
-    .option('max-iters', { type: 'number', describe: 'training iterations (default: the config\'s schedule.max_iters)' })
-    .option('backend', { type: 'string', describe: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu' })
+    .options(DEMO_OPTIONS)
     .strict()
     .parse();
-  const maxIters = argv['max-iters'];
-  if (maxIters !== undefined && (!Number.isInteger(maxIters) || maxIters <= 0)) throw new Error(`--max-iters must be a positive integer, got ${maxIters}`);
+  const maxIters = checkMaxIters(argv['max-iters']);
   if (maxIters !== undefined && argv.quick) throw new Error('give --quick or --max-iters, not both');
   process.chdir(ROOT);
   await ensureShapes('instances');

@@ -13,7 +13,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { runCli } from './cli.ts';
-import { ROOT, ensureShapes, runTool } from './demo_common.ts';
+import { DEMO_OPTIONS, ROOT, checkMaxIters, ensureShapes, runTool } from './demo_common.ts';
 
 const CONFIG = 'configs/upernet_c2f_shapes.yaml';
 const WORK = 'work_dirs/upernet_c2f_shapes';
@@ -21,12 +21,10 @@ const WORK = 'work_dirs/upernet_c2f_shapes';
 await runCli(async () => {
   const argv = await yargs(hideBin(process.argv))
     .usage('$0 [--max-iters N] [--backend NAME]')
-    .option('max-iters', { type: 'number', describe: 'training iterations (default: the config\'s schedule.max_iters)' })
-    .option('backend', { type: 'string', describe: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu' })
+    .options(DEMO_OPTIONS)
     .strict()
     .parse();
-  const maxIters = argv['max-iters'];
-  if (maxIters !== undefined && (!Number.isInteger(maxIters) || maxIters <= 0)) throw new Error(`--max-iters must be a positive integer, got ${maxIters}`);
+  const maxIters = checkMaxIters(argv['max-iters']);
   process.chdir(ROOT);
 
   await ensureShapes('semantic');

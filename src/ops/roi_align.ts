@@ -231,6 +231,23 @@ export function roiAlignLevels(features: tf.Tensor4D[], rois: Float32Array, leve
 }
 
 /**
+ * RoIAlign of one single-channel `[h, w]` map over `boxes`, as plain arrays with no gradient: what
+ * {@link roiAlign} gives for a `[1, h, w, 1]` feature (mask targets crop and resize GT bitmaps so).
+ * @param map `[h * w]` row-major values; @param boxes `[R * 4]` `x1, y1, x2, y2` in map pixels
+ * (times `opts.spatialScale`).
+ * @returns `[R * oh * ow]` pooled values, roi after roi.
+ */
+export function roiAlignMap(map: Float32Array, h: number, w: number, boxes: Float32Array, opts: RoIAlignOptions): Float32Array {
+  const r = boxes.length / 4;
+  const [oh, ow] = opts.outputSize;
+  const rois = new Float32Array(r * 5);
+  for (let i = 0; i < r; i++) rois.set(boxes.subarray(i * 4, i * 4 + 4), i * 5 + 1);
+  const out = new Float32Array(r * oh * ow);
+  for (let i = 0; i < r; i++) applyPlan(roiPlan(rois, i, 0, opts.spatialScale, h, w, opts), ow, h, w, 1, map, out, i * oh * ow, false);
+  return out;
+}
+
+/**
  * torchvision `roi_align` on NHWC features.
  * @param features `[N, H, W, C]` NHWC.
  * @param rois `[R, 5]` rows `(batchIdx, x1, y1, x2, y2)` in input pixels.

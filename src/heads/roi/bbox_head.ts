@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { globalRng } from '../../nn/random.ts';
 import { Linear } from '../../nn/linear.ts';
+import { ModuleList } from '../../nn/container.ts';
 import { Module } from '../../nn/module.ts';
 import type { DeltaXYWHBBoxCoder } from '../../ops/delta_coder.ts';
 import { accuracy, l1Loss, softmaxCE } from '../../ops/det_losses.ts';
@@ -58,15 +59,8 @@ export function normalLinear(l: Linear, std: number): void {
   tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
 }
 
-class FCList extends Module {
-  constructor(readonly fcs: Linear[]) {
-    super();
-    fcs.forEach((f, i) => this.addModule(String(i), f));
-  }
-}
-
 export class Shared2FCBBoxHead extends Module {
-  readonly sharedFcs: FCList;
+  readonly sharedFcs: ModuleList<Linear>;
   readonly fcCls: Linear;
   readonly fcReg: Linear;
   readonly numClasses: number;
@@ -85,10 +79,10 @@ export class Shared2FCBBoxHead extends Module {
     this.numClasses = k;
     this.bboxCoder = opts.bboxCoder;
     this.regClassAgnostic = opts.regClassAgnostic ?? false;
-    this.sharedFcs = this.addModule('shared_fcs', new FCList([new Linear(c * s * s, f), new Linear(f, f)]));
+    this.sharedFcs = this.addModule('shared_fcs', new ModuleList([new Linear(c * s * s, f), new Linear(f, f)]));
     this.fcCls = this.addModule('fc_cls', new Linear(f, k + 1));
     this.fcReg = this.addModule('fc_reg', new Linear(f, this.regClassAgnostic ? 4 : 4 * k));
-    this.sharedFcs.fcs.forEach(xavierUniformLinear);
+    this.sharedFcs.items.forEach(xavierUniformLinear);
     normalLinear(this.fcCls, 0.01);
     normalLinear(this.fcReg, 0.001);
     this.lossClsWeight = opts.lossClsWeight ?? 1;
@@ -105,7 +99,7 @@ export class Shared2FCBBoxHead extends Module {
     return tf.tidy(() => {
       const r = x.shape[0];
       let h: tf.Tensor2D = tf.transpose(x, [0, 3, 1, 2]).reshape([r, this.inChannels * this.roiFeatSize * this.roiFeatSize]);
-      for (const fc of this.sharedFcs.fcs) h = tf.relu(fc.forward(h));
+      for (const fc of this.sharedFcs.items) h = tf.relu(fc.forward(h));
       return { cls: this.fcCls.forward(h), reg: this.fcReg.forward(h) };
     });
   }

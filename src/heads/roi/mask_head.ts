@@ -12,6 +12,7 @@ import { Conv2d } from '../../nn/conv2d.ts';
 import { ConvModule } from '../../nn/conv_module.ts';
 import { ConvTranspose2d } from '../../nn/conv_transpose.ts';
 import { kaimingFanOut } from '../../nn/init.ts';
+import { ModuleList } from '../../nn/container.ts';
 import { Module } from '../../nn/module.ts';
 import { maskBCE } from '../../ops/det_losses.ts';
 
@@ -23,15 +24,8 @@ export interface FCNMaskHeadOptions {
   lossWeight?: number;
 }
 
-class ConvList extends Module {
-  constructor(readonly items: ConvModule[]) {
-    super();
-    items.forEach((m, i) => this.addModule(String(i), m));
-  }
-}
-
 export class FCNMaskHead extends Module {
-  readonly convs: ConvList;
+  readonly convs: ModuleList<ConvModule>;
   readonly upsample: ConvTranspose2d;
   readonly convLogits: Conv2d;
   readonly numClasses: number;
@@ -42,7 +36,7 @@ export class FCNMaskHead extends Module {
     const c = opts.convOutChannels;
     const list: ConvModule[] = [];
     for (let i = 0; i < opts.numConvs; i++) list.push(new ConvModule(i === 0 ? opts.inChannels : c, c, 3, { padding: 1, norm: 'none' }));
-    this.convs = this.addModule('convs', new ConvList(list));
+    this.convs = this.addModule('convs', new ModuleList(list));
     const upIn = opts.numConvs > 0 ? c : opts.inChannels;
     this.upsample = this.addModule('upsample', new ConvTranspose2d(upIn, c, 2));
     this.convLogits = this.addModule('conv_logits', new Conv2d(c, opts.numClasses, 1));
