@@ -19,7 +19,7 @@ import { DEMO_OPTIONS, ROOT, checkMaxIters, ensureShapes, runTool } from './demo
 
 const CONFIG = 'configs/maskrcnn_c2f_shapes.yaml';
 /** The quick schedule: the full one (1500 iterations, lr x0.1 at 1125 and 1350) scaled to this length. */
-export const QUICK_ITERS = 600;
+export const QUICK_ITERS = 900;
 
 await runCli(async () => {
   const argv = await yargs(hideBin(process.argv))
