@@ -4,7 +4,7 @@
  * depth-to-space shuffle, so the gradients are those of matmul/reshape/transpose (every backend).
  */
 import * as tf from '@tensorflow/tfjs';
-import { globalRng } from './random.ts';
+import { kaimingFanOut } from './init.ts';
 import { matMul } from './matmul.ts';
 import { Module, type TensorState } from './module.ts';
 
@@ -18,19 +18,8 @@ export class ConvTranspose2d extends Module {
     const k = kernelSize;
     this.weight = this.addParameter('weight', tf.zeros([inChannels, outChannels, k, k]));
     if (opts.bias ?? true) this.bias = this.addParameter('bias', tf.zeros([outChannels]));
-    this.kaimingFanOut();
-  }
-
-  /**
-   * N(0, 2/fan_out) weights, mmcv `kaiming_init(mode='fan_out', nonlinearity='relu')`; PyTorch's
-   * fan_out of a transposed conv weight `[in, out, k, k]` is `in * k * k`.
-   */
-  kaimingFanOut(): void {
-    const v = this.weight.variable;
-    const std = Math.sqrt(2 / (this.inChannels * this.kernelSize * this.kernelSize));
-    const data = new Float32Array(v.size);
-    for (let i = 0; i < data.length; i++) data[i] = globalRng.normal() * std;
-    tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
+    // mmcv `kaiming_init(mode='fan_out')`; PyTorch's fan_out of `[in, out, k, k]` is in·k·k.
+    kaimingFanOut(this);
   }
 
   /** `[N, H, W, in]` → `[N, H*k, W*k, out]`. */

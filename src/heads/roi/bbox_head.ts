@@ -8,7 +8,7 @@
  * deltas of the positives' own class, summed and divided by the number of sampled RoIs.
  */
 import * as tf from '@tensorflow/tfjs';
-import { globalRng } from '../../nn/random.ts';
+import { normalInit, xavierUniform } from '../../nn/init.ts';
 import { Linear } from '../../nn/linear.ts';
 import { ModuleList } from '../../nn/container.ts';
 import { Module } from '../../nn/module.ts';
@@ -42,23 +42,6 @@ export interface BBoxTargets {
   weights: Float32Array;
 }
 
-/** Fills a Linear with U(-b, b), b = sqrt(6 / (in + out)) (Xavier uniform), bias 0. */
-export function xavierUniformLinear(l: Linear): void {
-  const v = l.weight.variable;
-  const b = Math.sqrt(6 / (l.inFeatures + l.outFeatures));
-  const data = new Float32Array(v.size);
-  for (let i = 0; i < data.length; i++) data[i] = (globalRng.uniform() * 2 - 1) * b;
-  tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
-}
-
-/** Fills a Linear with N(0, std²), bias 0 (mmcv `normal_init`). */
-export function normalLinear(l: Linear, std: number): void {
-  const v = l.weight.variable;
-  const data = new Float32Array(v.size);
-  for (let i = 0; i < data.length; i++) data[i] = globalRng.normal() * std;
-  tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
-}
-
 export class Shared2FCBBoxHead extends Module {
   readonly sharedFcs: ModuleList<Linear>;
   readonly fcCls: Linear;
@@ -82,9 +65,9 @@ export class Shared2FCBBoxHead extends Module {
     this.sharedFcs = this.addModule('shared_fcs', new ModuleList([new Linear(c * s * s, f), new Linear(f, f)]));
     this.fcCls = this.addModule('fc_cls', new Linear(f, k + 1));
     this.fcReg = this.addModule('fc_reg', new Linear(f, this.regClassAgnostic ? 4 : 4 * k));
-    this.sharedFcs.items.forEach(xavierUniformLinear);
-    normalLinear(this.fcCls, 0.01);
-    normalLinear(this.fcReg, 0.001);
+    this.sharedFcs.items.forEach((fc) => xavierUniform(fc));
+    normalInit(this.fcCls, 0.01);
+    normalInit(this.fcReg, 0.001);
     this.lossClsWeight = opts.lossClsWeight ?? 1;
     this.lossBboxWeight = opts.lossBboxWeight ?? 1;
   }

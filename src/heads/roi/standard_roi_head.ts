@@ -16,6 +16,7 @@ import { Module } from '../../nn/module.ts';
 import type { MaxIoUAssigner } from '../../ops/assigner.ts';
 import type { RandomSampler } from '../../ops/sampler.ts';
 import { batchedNms } from '../../ops/nms.ts';
+import { rescaleBoxes } from '../../ops/boxes.ts';
 import { maskTargets } from '../../ops/mask_target.ts';
 import { pasteMasks } from '../../ops/paste_masks.ts';
 import type { ImgMeta } from '../../datasets/collate.ts';
@@ -83,7 +84,7 @@ export class StandardRoIHead extends Module {
         pos: pickBoxes(s.bboxes, s.posInds),
         neg: pickBoxes(s.bboxes, s.negInds),
         posGt: pickBoxes(gt.boxes, s.posAssignedGtInds),
-        posLabels: Int32Array.from(s.posAssignedGtInds, (g) => gt.labels[g]),
+        posLabels: s.posGtLabels,
         posGtInds: Int32Array.from(s.posAssignedGtInds),
       };
     });
@@ -140,9 +141,9 @@ export class StandardRoIHead extends Module {
       const myDeltas = deltas.subarray(offset * d, (offset + n) * d);
       const myProbs = probs.subarray(offset * (k + 1), (offset + n) * (k + 1));
       offset += n;
-      const decoded = this.bboxHead.bboxCoder.decode(p.boxes, myDeltas, meta.imgShape);
+      // Decoded in input pixels, clipped to the image, then back to the original image.
+      const decoded = rescaleBoxes(this.bboxHead.bboxCoder.decode(p.boxes, myDeltas, meta.imgShape), meta.scaleFactor);
       const perClass = d === 4 ? 1 : k;
-      const [sx, sy] = meta.scaleFactor;
       const boxes: number[] = [];
       const scores: number[] = [];
       const labels: number[] = [];
@@ -151,7 +152,7 @@ export class StandardRoIHead extends Module {
           const s = myProbs[r * (k + 1) + c];
           if (!(s > cfg.scoreThr)) continue;
           const at = (r * perClass + (perClass === 1 ? 0 : c)) * 4;
-          boxes.push(decoded[at] / sx, decoded[at + 1] / sy, decoded[at + 2] / sx, decoded[at + 3] / sy);
+          boxes.push(decoded[at], decoded[at + 1], decoded[at + 2], decoded[at + 3]);
           scores.push(s);
           labels.push(c);
         }
