@@ -302,6 +302,21 @@ def bce_logits(x, t):
 # ----------------------------------------------------------------------------------------------
 # heads' train / test logic
 # ----------------------------------------------------------------------------------------------
+# Recipe switches (defaults: this framework's MMDetection semantics) for comparisons with
+# torchvision's choices: smooth-L1 (beta 1/9) box losses, 2000 training proposals, soft unaligned
+# mask targets, PyTorch's default Linear init in the box head.
+RECIPE = {'box_loss': 'l1', 'train_proposals': 1000, 'mask_target': 'binary', 'mask_target_aligned': True}
+
+
+def box_loss(d):
+    """Elementwise box regression loss of the differences d (L1, or smooth-L1 with beta 1/9)."""
+    if RECIPE['box_loss'] == 'l1':
+        return d.abs()
+    beta = 1.0 / 9
+    a = d.abs()
+    return torch.where(a < beta, 0.5 * a * a / beta, a - 0.5 * beta)
+
+
 def rpn_flatten(cls, reg):
     n = cls[0].shape[0]
     logits = torch.cat([c.permute(0, 2, 3, 1).reshape(n, -1) for c in cls], 1)
@@ -335,7 +350,7 @@ def rpn_loss(cls, reg, gts, metas):
         label_w[i, inside[neg]] = 1
     avg = max(num_sampled, 1) + F32_EPS
     loss_cls = (bce_logits(logits, labels) * label_w).sum() / avg
-    loss_bbox = ((deltas - box_t).abs() * box_w).sum() / avg
+    loss_bbox = (box_loss(deltas - box_t) * box_w).sum() / avg
     return loss_cls, loss_bbox
 
 
@@ -393,8 +408,8 @@ def mask_targets(pos, gt_idx, masks, size=28):
     b = torch.stack([pos[:, 0].clamp(0, mw), pos[:, 1].clamp(0, mh), pos[:, 2].clamp(0, mw), pos[:, 3].clamp(0, mh)], 1)
     rois = torch.cat([torch.arange(pos.shape[0], dtype=torch.float32)[:, None], b], 1)
     m = masks[gt_idx].float()[:, None]  # [P, 1, mh, mw]
-    t = roi_align(m, rois, (size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True)[:, 0]
-    return (t >= 0.5).float()
+    t = roi_align(m, rois, (size, size), spatial_scale=1.0, sampling_ratio=0, aligned=RECIPE['mask_target_aligned'])[:, 0]
+    return (t >= 0.5).float() if RECIPE['mask_target'] == 'binary' else t
 
 
 def roi_loss(model, feats, proposals, gts):
@@ -436,7 +451,7 @@ def roi_loss(model, feats, proposals, gts):
     cls, reg = bh(extract_rois(feats, rois, 7))
     r = labels.numel()
     loss_cls = F.cross_entropy(cls, labels)
-    loss_bbox = ((reg - torch.cat(tgt_l)).abs() * torch.cat(w_l)).sum() / (max(r, 1) + F32_EPS)
+    loss_bbox = (box_loss(reg - torch.cat(tgt_l)) * torch.cat(w_l)).sum() / (max(r, 1) + F32_EPS)
     acc = (cls.argmax(-1) == labels).float().sum() * (100.0 / r)
     pos_labels = torch.cat(pos_lab_l)
     if pos_labels.numel() == 0:
@@ -453,7 +468,7 @@ def model_loss(model, imgs, gts, metas):
     feats = model.features(imgs)
     cls, reg = model.rpn_head(feats)
     loss_rpn_cls, loss_rpn_bbox = rpn_loss(cls, reg, gts, metas)
-    proposals = rpn_proposals([c.detach() for c in cls], [r.detach() for r in reg], metas, 2000)
+    proposals = rpn_proposals([c.detach() for c in cls], [r.detach() for r in reg], metas, 2000, RECIPE['train_proposals'])
     loss_cls, loss_bbox, loss_mask, acc = roi_loss(model, feats, proposals, gts)
     return dict(loss_rpn_cls=loss_rpn_cls, loss_rpn_bbox=loss_rpn_bbox, loss_cls=loss_cls, loss_bbox=loss_bbox,
                 loss_mask=loss_mask, acc=acc)
@@ -612,7 +627,14 @@ def main():
     ap.add_argument('--max-val', type=int, default=0, help='evaluate only the first N val samples (0: all)')
     ap.add_argument('--c2f-ref', default='/work/shared/reference')
     ap.add_argument('--print-first', action='store_true', help='print every iteration\'s losses')
+    ap.add_argument('--box-loss', choices=['l1', 'smooth_l1'], default='l1')
+    ap.add_argument('--train-proposals', type=int, default=1000)
+    ap.add_argument('--mask-target', choices=['binary', 'soft'], default='binary')
+    ap.add_argument('--mask-target-unaligned', action='store_true')
+    ap.add_argument('--torch-linear-init', action='store_true', help='PyTorch default init for the box head linears')
     args = ap.parse_args()
+    RECIPE.update(box_loss=args.box_loss, train_proposals=args.train_proposals, mask_target=args.mask_target,
+                  mask_target_aligned=not args.mask_target_unaligned)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     eval_at = {int(v) for v in args.eval_at.split(',') if v.strip()}
@@ -620,7 +642,12 @@ def main():
     model = MaskRCNN(args.c2f_ref)
     sd = read_safetensors(os.path.join(args.dump, 'init.safetensors'))
     model.load_state_dict(sd, strict=True)
+    if args.torch_linear_init:
+        for m in model.roi_head.bbox_head.modules():
+            if isinstance(m, nn.Linear):
+                m.reset_parameters()
     model.train()
+    print(f'recipe: {RECIPE}, torch_linear_init={args.torch_linear_init}', flush=True)
     print(f'loaded {len(sd)} tensors strictly from init.safetensors', flush=True)
 
     decay, no_decay = [], []

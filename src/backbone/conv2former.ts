@@ -14,6 +14,7 @@ import { DropPath } from '../nn/drop_path.ts';
 import type { InitMode } from '../nn/init.ts';
 import { Linear } from '../nn/linear.ts';
 import { Module, type TensorState } from '../nn/module.ts';
+import { recomputeInBackward } from '../nn/recompute.ts';
 import { BatchNorm2d, LayerNorm } from '../nn/norm.ts';
 
 /** Architecture of one Conv2Former. */
@@ -56,6 +57,11 @@ export interface Conv2FormerOptions {
   numClasses?: number;
   /** Initial weights: `random` (official init) or `zeros` (about to load a checkpoint). */
   init?: InitMode;
+  /**
+   * Recompute each block's activations in the backward pass instead of keeping them (MMDetection's
+   * `with_cp`): far less memory in training, one extra forward pass of time. Default false.
+   */
+  withCp?: boolean;
 }
 
 /** The convolutional modulation: proj(dw_kxk(GELU(conv1x1(LN x))) * conv1x1(LN x)). */
@@ -105,6 +111,8 @@ class Mlp extends Module {
 }
 
 class Block extends Module {
+  /** Recompute activations in the backward pass (training only). */
+  withCp = false;
   readonly layerScale1: TensorState;
   readonly layerScale2: TensorState;
   readonly attn: ConvMod;
@@ -122,6 +130,11 @@ class Block extends Module {
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
+    if (this.withCp && this.training) return recomputeInBackward((h) => this.forwardBlock(h), x, this.trainableVariables());
+    return this.forwardBlock(x);
+  }
+
+  private forwardBlock(x: tf.Tensor4D): tf.Tensor4D {
     const y = tf.add<tf.Tensor4D>(x, this.dropPath.forward(tf.mul(this.layerScale1.value, this.attn.forward(x))));
     return tf.add<tf.Tensor4D>(y, this.dropPath.forward(tf.mul(this.layerScale2.value, this.mlp.forward(y))));
   }
@@ -177,7 +190,9 @@ export class Conv2Former extends Module implements Backbone {
       const blocks: Layer[] = [];
       for (let j = 0; j < depths[i]; j++, cur++) {
         const dp = total > 1 ? (rate * cur) / (total - 1) : 0;
-        blocks.push(new Block(dims[i], kernelSize, mlpRatio, dp, init));
+        const block = new Block(dims[i], kernelSize, mlpRatio, dp, init);
+        block.withCp = opts.withCp ?? false;
+        blocks.push(block);
       }
       stages.push(new Sequential(blocks));
     }

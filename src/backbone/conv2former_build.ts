@@ -2,7 +2,7 @@
  * The `backbone: {type: Conv2Former, ...}` config block: its schema and its builder.
  *
  *   backbone: {type: Conv2Former, variant: t | {dims, depths, kernel_size}, drop_path_rate,
- *              out_indices, frozen_stages, out_norms (default true), checkpoint}
+ *              out_indices, frozen_stages, out_norms (default true), with_cp (default false), checkpoint}
  *
  * A `checkpoint` is read first (its kernel size wins over the config's, with a log line), then
  * loaded non-strictly, logging the missing/unexpected key counts.
@@ -26,6 +26,7 @@ export const conv2formerSchema = obj({
   out_indices: optional(refine(list(int({ min: 0, max: 3 })), (l) => (l.length === 0 ? 'expected at least one stage' : undefined)), [0, 1, 2, 3]),
   frozen_stages: optional(int({ min: -1, max: 4 }), -1),
   out_norms: optional(bool(), true),
+  with_cp: optional(bool(), false),
   checkpoint: optional(oneOf(str(), nul())),
 });
 
@@ -46,7 +47,7 @@ export async function buildConv2Former(b: Conv2FormerBlock, opts: BackboneBuildO
   const arch: Conv2FormerConfig = typeof b.variant === 'string'
     ? { ...CONV2FORMER_VARIANTS[b.variant] }
     : { dims: b.variant.dims as Conv2FormerConfig['dims'], depths: b.variant.depths as Conv2FormerConfig['depths'], kernelSize: b.variant.kernel_size };
-  const options = { outIndices: b.out_indices, dropPathRate: b.drop_path_rate, frozenStages: b.frozen_stages, outNorms: b.out_norms };
+  const options = { outIndices: b.out_indices, dropPathRate: b.drop_path_rate, frozenStages: b.frozen_stages, outNorms: b.out_norms, withCp: b.with_cp };
   const ckpt = b.checkpoint;
   if (!ckpt || opts.loadCheckpoint === false) return createConv2Former(arch, options);
   const dict = await readCheckpointFile(ckpt);

@@ -4,6 +4,7 @@
  * ({@link localGradients}) or several CPU threads (`DataParallel`).
  */
 import * as tf from '@tensorflow/tfjs';
+import { variableGradsFreeing } from '../nn/backprop.ts';
 import type { Module } from '../nn/module.ts';
 import type { Batch } from '../datasets/collate.ts';
 import { sumLosses, type Model } from '../models/model.ts';
@@ -28,10 +29,10 @@ export interface GradientSource {
   readonly workerTensors?: number;
 }
 
-/** Computes the gradients of `batch` for `vars` on this thread. */
+/** Computes the gradients of `batch` for `vars` on this thread (freeing memory as backward goes). */
 export function batchGradients(model: TrainableModel, batch: Batch, vars: tf.Variable[]): BatchGradients {
   const parts: Record<string, number> = {};
-  const r = tf.variableGrads(() => {
+  const r = variableGradsFreeing(() => {
     const out = model.loss(batch);
     for (const [key, v] of Object.entries(out)) parts[key] = v.dataSync()[0];
     return sumLosses(out);
