@@ -12,7 +12,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
+import { initBackend, wasmHeapBytes } from '../src/backend.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { applyCfgOptions } from '../src/config/cfg_options.ts';
 import { batchOf, type Batch } from '../src/datasets/collate.ts';
@@ -27,6 +27,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('backend', { type: 'string', default: 'wasm' })
   .option('iters', { type: 'number', default: 2, describe: 'timed iterations (after one warm-up)' })
   .option('rows', { type: 'string', default: 't-train,t-infer,shapes' })
+  .option('size', { type: 'string', default: '800x1333', describe: 'HxW of the T rows\' image' })
   .strict()
   .parse();
 
@@ -76,21 +77,24 @@ function trainStep(m: Model, batch: Batch): () => void {
 const rows = argv.rows.split(',');
 const report = (name: string, times: number[], extra = '') => {
   const peak = (process.resourceUsage().maxRSS / 1024 / 1024).toFixed(2);
-  console.log(`${argv.backend.padEnd(5)} ${name.padEnd(34)} median ${median(times).toFixed(2)} s  (runs ${times.map((t) => t.toFixed(2)).join(', ')})  ${extra}  peak RSS so far ${peak} GiB`);
+  const heap = wasmHeapBytes();
+  const heapNote = heap === null ? '' : `, wasm heap ${(heap / 2 ** 30).toFixed(2)} GiB`;
+  console.log(`${argv.backend.padEnd(5)} ${name.padEnd(34)} median ${median(times).toFixed(2)} s  (runs ${times.map((t) => t.toFixed(2)).join(', ')})  ${extra}  peak RSS so far ${peak} GiB${heapNote}`);
 };
 
 if (rows.includes('t-train') || rows.includes('t-infer')) {
   const m = await model('configs/maskrcnn_c2f_t.yaml', ['model.test_cfg.rcnn.score_thr=0.0']);
   console.log(`Conv2Former-T Mask R-CNN: ${(m.numParameters() / 1e6).toFixed(2)}M parameters`);
-  const batch = syntheticBatch(800, 1333, 8, new Rng(1));
+  const [imgH, imgW] = argv.size.split('x').map(Number);
+  const batch = syntheticBatch(imgH, imgW, 8, new Rng(1));
   if (rows.includes('t-train')) {
     const before = tf.memory().numTensors;
-    report('T train step 800x1333 b1', await timeRuns(trainStep(m, batch), argv.iters), `tensors ${before} -> ${tf.memory().numTensors}`);
+    report(`T train step ${argv.size} b1`, await timeRuns(trainStep(m, batch), argv.iters), `tensors ${before} -> ${tf.memory().numTensors}`);
   }
   if (rows.includes('t-infer')) {
     m.eval();
     let dets = 0;
-    report('T inference 800x1333 (100 dets)', await timeRuns(() => { dets = m.predict(batch)[0].instances!.labels.length; }, argv.iters), `detections ${dets}`);
+    report(`T inference ${argv.size} (100 dets)`, await timeRuns(() => { dets = m.predict(batch)[0].instances!.labels.length; }, argv.iters), `detections ${dets}`);
   }
   batch.dispose();
   m.dispose();

@@ -116,3 +116,13 @@ export function wasmThreads(): number {
   const pt = (tf.backend() as unknown as { wasm: { tfjs: { getThreadsCount?: () => number } } }).wasm.tfjs;
   return Math.max(1, pt.getThreadsCount?.() ?? 1);
 }
+
+/**
+ * Bytes of the wasm backend's heap, null on other backends. The heap only grows, so this is the
+ * high-water mark of everything tensors and kernels have held at once; it cannot pass 4 GiB.
+ */
+export function wasmHeapBytes(): number | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const wasm = (tf.backend() as unknown as { wasm: { wasmMemory?: WebAssembly.Memory; HEAPU8: Uint8Array } }).wasm;
+  return (wasm.wasmMemory?.buffer ?? wasm.HEAPU8.buffer).byteLength;
+}

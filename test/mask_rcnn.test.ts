@@ -49,6 +49,30 @@ test('a wrong class count between the heads names both keys', async () => {
   await assert.rejects(shapesModel(['model.rpn_head.in_channels=32']), /model\.rpn_head\.in_channels: 32 differs from the neck's out_channels 64/);
 });
 
+test('loss_bbox selects L1Loss or SmoothL1Loss (beta > 0) in both heads, and the losses differ accordingly', async () => {
+  const smooth = ['model.rpn_head.loss_bbox={type: SmoothL1Loss, beta: 0.1111, loss_weight: 1.0}',
+    'model.roi_head.bbox_head.loss_bbox={type: SmoothL1Loss, beta: 0.1111, loss_weight: 1.0}'];
+  const losses = async (options: string[]) => {
+    manualSeed(0);
+    const m = await shapesModel(options);
+    m.train();
+    const batch = sceneBatch();
+    manualSeed(1);
+    const out = tf.tidy(() => Object.fromEntries(Object.entries(m.loss(batch)).map(([k, v]) => [k, v.dataSync()[0]])));
+    batch.dispose();
+    m.dispose();
+    return out;
+  };
+  const l1 = await losses([]);
+  const sl1 = await losses(smooth);
+  // Same weights, same samples: classification equal, box losses smaller under smooth L1 (0.5 d²/β + ... ≤ d).
+  assert.equal(sl1.loss_rpn_cls, l1.loss_rpn_cls);
+  assert.equal(sl1.loss_cls, l1.loss_cls);
+  assert.ok(sl1.loss_rpn_bbox < l1.loss_rpn_bbox && sl1.loss_bbox < l1.loss_bbox, JSON.stringify({ l1, sl1 }));
+  await assert.rejects(shapesModel(['model.rpn_head.loss_bbox={type: SmoothL1Loss, beta: 0}']), /model\.rpn_head\.loss_bbox.*SmoothL1Loss needs beta > 0/);
+  await assert.rejects(shapesModel(['model.roi_head.bbox_head.loss_bbox.type=GIoULoss']), /GIoULoss/);
+});
+
 test('overfitting one image: every loss falls, box AP >= 0.9, tensor count flat', async () => {
   manualSeed(0);
   const m = await shapesModel(['model.roi_head.bbox_head.num_classes=2', 'model.roi_head.mask_head.num_classes=2']);

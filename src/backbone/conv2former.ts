@@ -130,13 +130,23 @@ class Block extends Module {
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    if (this.withCp && this.training) return recomputeInBackward((h) => this.forwardBlock(h), x, this.trainableVariables());
-    return this.forwardBlock(x);
+    if (!(this.withCp && this.training)) return this.mlpResidual(this.attnResidual(x));
+    // Two checkpoints per block: only one half's activations are alive at a time in the backward pass.
+    const y = recomputeInBackward((h) => this.attnResidual(h), x, this.trainable(this.layerScale1, this.attn));
+    return recomputeInBackward((h) => this.mlpResidual(h), y, this.trainable(this.layerScale2, this.mlp));
   }
 
-  private forwardBlock(x: tf.Tensor4D): tf.Tensor4D {
-    const y = tf.add<tf.Tensor4D>(x, this.dropPath.forward(tf.mul(this.layerScale1.value, this.attn.forward(x))));
+  private attnResidual(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.add<tf.Tensor4D>(x, this.dropPath.forward(tf.mul(this.layerScale1.value, this.attn.forward(x))));
+  }
+
+  private mlpResidual(y: tf.Tensor4D): tf.Tensor4D {
     return tf.add<tf.Tensor4D>(y, this.dropPath.forward(tf.mul(this.layerScale2.value, this.mlp.forward(y))));
+  }
+
+  /** The trainable variables of a layer scale and a branch. */
+  private trainable(scale: TensorState, branch: Module): tf.Variable[] {
+    return [...(scale.trainable ? [scale.variable] : []), ...branch.trainableVariables()];
   }
 }
 

@@ -108,18 +108,20 @@ export class AdamW implements Optimizer {
     const [b1, b2] = this.betas;
     const c1 = 1 - b1 ** this.stepCount;
     const c2 = 1 - b2 ** this.stepCount;
-    tf.tidy(() => {
-      for (const s of this.slots) {
-        const g = grads[s.variable.name];
-        if (!g) continue;
-        const lr = this.lr * s.lrScale;
+    for (const s of this.slots) {
+      const g = grads[s.variable.name];
+      if (!g) continue;
+      const lr = this.lr * s.lrScale;
+      // One tidy per parameter: one tidy around all of them kept every temporary of every
+      // parameter (~12 per weight, 2 GB for Mask R-CNN T) alive until the last update.
+      tf.tidy(() => {
         s.m.assign(tf.add(tf.mul(s.m, b1), tf.mul(g, 1 - b1)));
         s.v.assign(tf.add(tf.mul(s.v, b2), tf.mul(tf.square(g), 1 - b2)));
         const update = tf.div(tf.div(s.m, c1), tf.add(tf.sqrt(tf.div(s.v, c2)), this.eps));
         const decayed = s.weightDecay ? tf.mul(s.variable, 1 - lr * s.weightDecay) : s.variable;
         s.variable.assign(tf.sub(decayed, tf.mul(update, lr)));
-      }
-    });
+      });
+    }
   }
 
   /** Copies the moments out (keyed by parameter name) with the step count. */

@@ -8,6 +8,7 @@ import type { AnchorGeneratorOptions } from '../ops/anchors.ts';
 import type { MaxIoUAssignerOptions } from '../ops/assigner.ts';
 import type { RandomSamplerOptions } from '../ops/sampler.ts';
 import type { DeltaCoderOptions } from '../ops/delta_coder.ts';
+import type { BoxLossSpec } from '../ops/det_losses.ts';
 
 const four = list(num(), { len: 4 });
 
@@ -131,7 +132,20 @@ export function lossSchema<const E extends string>(types: readonly E[], extra: {
       use_mask: optional(bool()),
       beta: optional(num({ min: 0 })),
     }),
-    (l) => (extra.useSigmoid !== undefined && l.type === 'CrossEntropyLoss' && (l.use_sigmoid ?? false) !== extra.useSigmoid
-      ? `this head needs use_sigmoid: ${extra.useSigmoid}` : undefined),
+    (l) => {
+      if (extra.useSigmoid !== undefined && l.type === 'CrossEntropyLoss' && (l.use_sigmoid ?? false) !== extra.useSigmoid) {
+        return `this head needs use_sigmoid: ${extra.useSigmoid}`;
+      }
+      if (l.type === 'SmoothL1Loss' && l.beta !== undefined && !(l.beta > 0)) return `SmoothL1Loss needs beta > 0, got ${l.beta}`;
+      return undefined;
+    },
   );
+}
+
+/** The box-regression losses heads accept for `loss_bbox`. */
+export const BOX_LOSS_TYPES = ['L1Loss', 'SmoothL1Loss'] as const;
+
+/** A validated `loss_bbox` block as the heads take it (default L1; SmoothL1's beta defaults to 1.0 as MMDetection's). */
+export function boxLossSpec(b: { type: string; beta?: number } | undefined): BoxLossSpec {
+  return b?.type === 'SmoothL1Loss' ? { type: 'SmoothL1Loss', beta: b.beta ?? 1.0 } : { type: 'L1Loss' };
 }

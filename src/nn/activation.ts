@@ -6,22 +6,47 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from './module.ts';
 
 const SQRT1_2 = Math.SQRT1_2;
+
+/**
+ * `steps` applied one after the other to `x`, each intermediate freed as soon as the next exists:
+ * at most two full-size temporaries alive, where a tidy would keep them all to its end.
+ */
+function chain(x: tf.Tensor, ...steps: ((t: tf.Tensor) => tf.Tensor)[]): tf.Tensor {
+  let t = x;
+  for (const step of steps) {
+    const next = step(t);
+    if (t !== x) t.dispose();
+    t = next;
+  }
+  return t;
+}
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** Φ(x) = 0.5 (1 + erf(x / √2)), elementwise. */
+function normalCdf(x: tf.Tensor): tf.Tensor {
+  return chain(x, (t) => tf.mul(t, SQRT1_2), (t) => tf.erf(t), (t) => tf.add(1, t), (t) => tf.mul(0.5, t));
+}
 
 /** Exact GELU: `0.5 x (1 + erf(x / √2))`, any shape. */
 export function gelu<T extends tf.Tensor>(x: T): T {
   const run = tf.customGrad((...args: unknown[]) => {
     const [xIn, save] = args as [tf.Tensor, tf.GradSaveFunc];
     save([xIn]);
-    const cdf = tf.tidy(() => tf.mul(0.5, tf.add(1, tf.erf(tf.mul(xIn, SQRT1_2)))));
+    const cdf = normalCdf(xIn);
+    const value = tf.mul(xIn, cdf);
+    cdf.dispose();
     return {
-      value: tf.mul(xIn, cdf),
+      value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const xs = saved[0];
         // d/dx [x Φ(x)] = Φ(x) + x φ(x)
-        const phi = tf.mul(INV_SQRT_2PI, tf.exp(tf.mul(-0.5, tf.square(xs))));
-        const cdfB = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(xs, SQRT1_2))));
-        return [tf.mul(dy, tf.add(cdfB, tf.mul(xs, phi)))];
+        const xPhi = chain(xs, (t) => tf.square(t), (t) => tf.mul(-0.5, t), (t) => tf.exp(t), (t) => tf.mul(INV_SQRT_2PI, t), (t) => tf.mul(xs, t));
+        const cdfB = normalCdf(xs);
+        const slope = tf.add(cdfB, xPhi);
+        tf.dispose([cdfB, xPhi]);
+        const dx = tf.mul(dy, slope);
+        slope.dispose();
+        return [dx];
       },
     };
   });

@@ -85,7 +85,8 @@ export function gradientsFreeing(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Te
     state.activeTape = outerTape;
   }
   try {
-    const grads = tf.tidy(() => backward(nodesFromXsToY(tape, xs, value), xs, value, dy));
+    // tidy walks arrays skipping nulls; its TensorContainer type just does not list null.
+    const grads = tf.tidy(() => backward(nodesFromXsToY(tape, xs, value), xs, value, dy) as unknown as tf.TensorContainer) as unknown as (tf.Tensor | null)[];
     return { value, grads };
   } finally {
     for (const node of tape) for (const t of node.saved ?? []) t.dispose();

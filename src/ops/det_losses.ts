@@ -83,6 +83,14 @@ export function l1Loss(pred: tf.Tensor, target: tf.Tensor | Float32Array, weight
   return tf.tidy(() => weightReduceLoss(tf.abs(tf.sub(pred, asTensor(target, pred.shape, 'target', 'l1Loss'))), weights, avgFactor));
 }
 
+/** A box-regression loss chosen by config: MMDetection's `L1Loss` or `SmoothL1Loss` (with its beta). */
+export type BoxLossSpec = { type: 'L1Loss' } | { type: 'SmoothL1Loss'; beta: number };
+
+/** {@link l1Loss} or {@link smoothL1Loss} as `spec` says; same arguments. */
+export function boxLoss(spec: BoxLossSpec, pred: tf.Tensor, target: tf.Tensor | Float32Array, weights?: LossWeights, avgFactor?: number): tf.Scalar {
+  return spec.type === 'L1Loss' ? l1Loss(pred, target, weights, avgFactor) : smoothL1Loss(pred, target, spec.beta, weights, avgFactor);
+}
+
 /**
  * Smooth L1 (`d < beta ? 0.5 d² / beta : d - 0.5 beta`, `d = |pred - target|`), reduced.
  * @param beta > 0 (MMDet default 1.0).

@@ -13,7 +13,7 @@ import { Linear } from '../../nn/linear.ts';
 import { ModuleList } from '../../nn/container.ts';
 import { Module } from '../../nn/module.ts';
 import type { DeltaXYWHBBoxCoder } from '../../ops/delta_coder.ts';
-import { accuracy, l1Loss, softmaxCE } from '../../ops/det_losses.ts';
+import { accuracy, boxLoss, softmaxCE, type BoxLossSpec } from '../../ops/det_losses.ts';
 
 export interface BBoxHeadOptions {
   inChannels: number;
@@ -24,6 +24,8 @@ export interface BBoxHeadOptions {
   regClassAgnostic?: boolean;
   lossClsWeight?: number;
   lossBboxWeight?: number;
+  /** Box regression loss (default L1). */
+  lossBbox?: BoxLossSpec;
 }
 
 /** Box head outputs: `[R, K + 1]` class logits and `[R, 4K]` (or `[R, 4]`) deltas. */
@@ -53,6 +55,7 @@ export class Shared2FCBBoxHead extends Module {
   readonly regClassAgnostic: boolean;
   readonly lossClsWeight: number;
   readonly lossBboxWeight: number;
+  readonly lossBbox: BoxLossSpec;
 
   constructor(opts: BBoxHeadOptions) {
     super();
@@ -70,6 +73,7 @@ export class Shared2FCBBoxHead extends Module {
     normalInit(this.fcReg, 0.001);
     this.lossClsWeight = opts.lossClsWeight ?? 1;
     this.lossBboxWeight = opts.lossBboxWeight ?? 1;
+    this.lossBbox = opts.lossBbox ?? { type: 'L1Loss' };
   }
 
   /** Width of `reg` per RoI. */
@@ -115,7 +119,7 @@ export class Shared2FCBBoxHead extends Module {
       const labels = tf.tensor1d(t.labels, 'int32');
       const lossCls = tf.mul(softmaxCE(out.cls, labels), this.lossClsWeight) as tf.Scalar;
       const shape: [number, number] = [r, this.regDim];
-      const lossBbox = tf.mul(l1Loss(out.reg, tf.tensor2d(t.deltas, shape), tf.tensor2d(t.weights, shape), Math.max(r, 1)), this.lossBboxWeight) as tf.Scalar;
+      const lossBbox = tf.mul(boxLoss(this.lossBbox, out.reg, tf.tensor2d(t.deltas, shape), tf.tensor2d(t.weights, shape), Math.max(r, 1)), this.lossBboxWeight) as tf.Scalar;
       return { loss_cls: lossCls, loss_bbox: lossBbox, acc: accuracy(out.cls, labels) };
     });
   }

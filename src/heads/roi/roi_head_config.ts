@@ -8,7 +8,7 @@ import { MaxIoUAssigner } from '../../ops/assigner.ts';
 import { DeltaXYWHBBoxCoder } from '../../ops/delta_coder.ts';
 import { RandomSampler } from '../../ops/sampler.ts';
 import {
-  deltaCoderOptions, deltaCoderSchema, lossSchema, maxIoUAssignerOptions, maxIoUAssignerSchema,
+  BOX_LOSS_TYPES, boxLossSpec, deltaCoderOptions, deltaCoderSchema, lossSchema, maxIoUAssignerOptions, maxIoUAssignerSchema,
   randomSamplerOptions, randomSamplerSchema,
 } from '../det_config.ts';
 import { Shared2FCBBoxHead } from './bbox_head.ts';
@@ -38,7 +38,7 @@ export const shared2FCBBoxHeadSchema = obj({
   bbox_coder: deltaCoderSchema,
   reg_class_agnostic: optional(bool(), false),
   loss_cls: optional(lossSchema(['CrossEntropyLoss'], { useSigmoid: false })),
-  loss_bbox: optional(lossSchema(['L1Loss'])),
+  loss_bbox: optional(lossSchema(BOX_LOSS_TYPES)),
 });
 
 export const fcnMaskHeadSchema = obj({
@@ -88,7 +88,7 @@ export function buildStandardRoIHead(b: Infer<typeof standardRoIHeadSchema>, at:
   const bboxHead = new Shared2FCBBoxHead({
     inChannels: bh.in_channels, roiFeatSize: bh.roi_feat_size, fcOutChannels: bh.fc_out_channels, numClasses: bh.num_classes,
     bboxCoder: new DeltaXYWHBBoxCoder(deltaCoderOptions(bh.bbox_coder)), regClassAgnostic: bh.reg_class_agnostic,
-    lossClsWeight: bh.loss_cls?.loss_weight, lossBboxWeight: bh.loss_bbox?.loss_weight,
+    lossClsWeight: bh.loss_cls?.loss_weight, lossBboxWeight: bh.loss_bbox?.loss_weight, lossBbox: boxLossSpec(bh.loss_bbox),
   });
   const mh = b.mask_head;
   if (mh && !b.mask_roi_extractor) throw bad('mask_roi_extractor', 'a mask_head needs a mask_roi_extractor', undefined);

@@ -7,7 +7,7 @@ import { MaxIoUAssigner } from '../../ops/assigner.ts';
 import { DeltaXYWHBBoxCoder } from '../../ops/delta_coder.ts';
 import { RandomSampler } from '../../ops/sampler.ts';
 import {
-  anchorGeneratorOptions, anchorGeneratorSchema, deltaCoderOptions, deltaCoderSchema, lossSchema,
+  anchorGeneratorOptions, anchorGeneratorSchema, BOX_LOSS_TYPES, boxLossSpec, deltaCoderOptions, deltaCoderSchema, lossSchema,
   maxIoUAssignerOptions, maxIoUAssignerSchema, randomSamplerOptions, randomSamplerSchema,
 } from '../det_config.ts';
 import { RPNHead, type RPNTrainCfg } from './rpn_head.ts';
@@ -19,7 +19,7 @@ export const rpnHeadSchema = obj({
   anchor_generator: anchorGeneratorSchema,
   bbox_coder: deltaCoderSchema,
   loss_cls: optional(lossSchema(['CrossEntropyLoss'], { useSigmoid: true })),
-  loss_bbox: optional(lossSchema(['L1Loss'])),
+  loss_bbox: optional(lossSchema(BOX_LOSS_TYPES)),
 });
 
 /** `train_cfg.rpn`. */
@@ -39,6 +39,7 @@ export function buildRPNHead(b: Infer<typeof rpnHeadSchema>): RPNHead {
     bboxCoder: new DeltaXYWHBBoxCoder(deltaCoderOptions(b.bbox_coder)),
     lossClsWeight: b.loss_cls?.loss_weight,
     lossBboxWeight: b.loss_bbox?.loss_weight,
+    lossBbox: boxLossSpec(b.loss_bbox),
   });
 }
 

@@ -23,7 +23,7 @@ import { DeltaXYWHBBoxCoder } from '../../ops/delta_coder.ts';
 import { MaxIoUAssigner } from '../../ops/assigner.ts';
 import { RandomSampler } from '../../ops/sampler.ts';
 import { batchedNms } from '../../ops/nms.ts';
-import { l1Loss, sigmoidBCE } from '../../ops/det_losses.ts';
+import { boxLoss, sigmoidBCE, type BoxLossSpec } from '../../ops/det_losses.ts';
 import { concatArrays, pickBoxes, readOnce, topK } from '../../ops/arrays.ts';
 import type { ImgMeta } from '../../datasets/collate.ts';
 import type { ProposalCfg } from '../det_config.ts';
@@ -36,6 +36,8 @@ export interface RPNHeadOptions {
   bboxCoder: DeltaXYWHBBoxCoder;
   lossClsWeight?: number;
   lossBboxWeight?: number;
+  /** Box regression loss (default L1). */
+  lossBbox?: BoxLossSpec;
 }
 
 /** What the RPN's training targets need besides the head (MMDet `train_cfg.rpn`). */
@@ -67,6 +69,7 @@ export class RPNHead extends Module {
   readonly numAnchors: number;
   readonly lossClsWeight: number;
   readonly lossBboxWeight: number;
+  readonly lossBbox: BoxLossSpec;
 
   constructor(opts: RPNHeadOptions) {
     super();
@@ -80,6 +83,7 @@ export class RPNHead extends Module {
     for (const c of [this.rpnConv, this.rpnCls, this.rpnReg]) normalInit(c, 0.01);
     this.lossClsWeight = opts.lossClsWeight ?? 1;
     this.lossBboxWeight = opts.lossBboxWeight ?? 1;
+    this.lossBbox = opts.lossBbox ?? { type: 'L1Loss' };
   }
 
   /** FPN levels `[N, H_l, W_l, C]` → per-level objectness and deltas. */
@@ -142,7 +146,7 @@ export class RPNHead extends Module {
       const logits = tf.concat(out.cls.map((c) => c.reshape([n, -1])), 1);
       const deltas = tf.concat(out.reg.map((r) => r.reshape([n, -1])), 1);
       const cls = sigmoidBCE(logits, tf.tensor2d(labels, [n, total]), tf.tensor2d(labelW, [n, total]), avg);
-      const box = l1Loss(deltas, tf.tensor2d(boxT, [n, total * 4]), tf.tensor2d(boxW, [n, total * 4]), avg);
+      const box = boxLoss(this.lossBbox, deltas, tf.tensor2d(boxT, [n, total * 4]), tf.tensor2d(boxW, [n, total * 4]), avg);
       return { loss_rpn_cls: tf.mul(cls, this.lossClsWeight) as tf.Scalar, loss_rpn_bbox: tf.mul(box, this.lossBboxWeight) as tf.Scalar };
     });
   }
