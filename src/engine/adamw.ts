@@ -53,6 +53,14 @@ interface Slot {
 /** Serialisable AdamW state: moments keyed `exp_avg.<param>` / `exp_avg_sq.<param>` (tfjs layout). */
 export type AdamWState = OptimizerState;
 
+/** A zero moment buffer shaped like `v` (the zeros tensor is released: the variable holds its own reference). */
+function zeroMoment(v: tf.Variable): tf.Variable {
+  const z = tf.zerosLike(v);
+  const m = tf.variable(z, false);
+  z.dispose();
+  return m;
+}
+
 export class AdamW implements Optimizer {
   /** Current (base) learning rate; schedules set it before each step. */
   lr: number;
@@ -86,8 +94,8 @@ export class AdamW implements Optimizer {
         variable: p.variable,
         weightDecay: cfg.weightDecay,
         lrScale: cfg.lrScale,
-        m: tf.variable(tf.zerosLike(p.variable), false),
-        v: tf.variable(tf.zerosLike(p.variable), false),
+        m: zeroMoment(p.variable),
+        v: zeroMoment(p.variable),
       };
     });
   }
