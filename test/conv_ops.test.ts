@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { conv2d, convOutSize, dilateKernel, type ConvGeometry } from '../src/nn/conv_ops.ts';
+import { conv2d, convOutSize, depthwiseFilterGradByTaps, dilateKernel, type ConvGeometry } from '../src/nn/conv_ops.ts';
 import { maxRelDiff } from './helpers/fixtures.ts';
 
 interface Case {
@@ -114,3 +114,30 @@ test('conv2d forward and gradients on wasm equal the cpu results', async () => {
     }
   });
 });
+
+for (const backend of ['cpu', 'wasm']) {
+  test(`depthwise filter gradient tap by tap (large maps) equals the convolution form on ${backend}`, async () => {
+    assert.ok(await tf.setBackend(backend));
+    const cases: { k: number; stride: number; dilation: number; pad: number; m: number }[] = [
+      { k: 3, stride: 1, dilation: 1, pad: 1, m: 1 },
+      { k: 5, stride: 2, dilation: 1, pad: 2, m: 1 },
+      { k: 3, stride: 1, dilation: 2, pad: 2, m: 2 },
+    ];
+    for (const { k, stride, dilation, pad, m } of cases) {
+      tf.tidy(() => {
+        const c = 3;
+        const x = tf.randomNormal([2, 9, 11, c], 0, 1, 'float32', 11) as tf.Tensor4D;
+        const w = tf.randomNormal([k, k, c, m], 0, 1, 'float32', 12) as tf.Tensor4D;
+        const g: ConvGeometry = { stride: [stride, stride], padding: [[pad, pad], [pad, pad]], dilation: [dilation, dilation], groups: c };
+        const y = conv2d(x, w, g);
+        const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 13) as tf.Tensor4D;
+        const ref = tf.grad((ww: tf.Tensor) => tf.sum(tf.mul(conv2d(x, ww as tf.Tensor4D, g), dy)))(w);
+        let xPad = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) as tf.Tensor4D;
+        if (m > 1) xPad = tf.tile(xPad.reshape([...xPad.shape.slice(0, 3), c, 1]), [1, 1, 1, 1, m]).reshape([...xPad.shape.slice(0, 3), c * m]) as tf.Tensor4D;
+        const got = depthwiseFilterGradByTaps(xPad, dy, w.shape, g);
+        const err = maxRelDiff(got, ref);
+        assert.ok(err < 1e-5, `k${k} s${stride} d${dilation} m${m}: rel err ${err}`);
+      });
+    }
+  });
+}

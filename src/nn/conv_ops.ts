@@ -216,6 +216,7 @@ function depthwiseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], 
   }
   const [sh, sw] = g.stride;
   const [dh, dw] = g.dilation;
+  if (4 * dy.size > DW_KERNEL_MAX_BYTES) return depthwiseFilterGradByTaps(xPad, dy, wShape, g);
   // dw[i,j,ch] = sum_{n,y,x} xPad[n, d*i + s*y, d*j + s*x, ch] * dy[n,y,x,ch]: a depthwise conv of
   // the input (batch folded into channels) with dy as the kernel, stride d and dilation s.
   const [, hp, wp, cm] = xPad.shape;
@@ -223,6 +224,34 @@ function depthwiseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], 
   const kFold = dy.transpose([1, 2, 0, 3]).reshape([ho, wo, n * cm, 1]);
   const out = tf.depthwiseConv2d(xFold as tf.Tensor4D, kFold as tf.Tensor4D, [dh, dw], 'valid', 'NHWC', [sh, sw]);
   return out.slice([0, 0, 0, 0], [1, kh, kw, n * cm]).reshape([kh, kw, n, cm]).sum(2).reshape([kh, kw, c, m]);
+}
+
+/**
+ * Above this many bytes of dy, the depthwise filter gradient is not a convolution with dy as its
+ * kernel: XNNPACK would pack a copy of that kernel (77 MB for a 288-channel map at 200x336) and, near
+ * the wasm heap's cap, fails to allocate it without raising an error (the gradient comes out wrong).
+ */
+const DW_KERNEL_MAX_BYTES = 32 * 2 ** 20;
+
+/**
+ * Depthwise filter gradient one tap at a time: `sum(view_ij(xPad) * dy)` over batch and space.
+ * @param xPad the padded input `[N, Hp, Wp, C*M]` (channels already repeated for multiplier M)
+ * @param dy `[N, Ho, Wo, C*M]`
+ * @returns `[kh, kw, C, M]`
+ */
+export function depthwiseFilterGradByTaps(xPad: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], g: ConvGeometry): tf.Tensor4D {
+  const [kh, kw, c, m] = wShape;
+  const taps: tf.Tensor1D[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const view = tapSlice(xPad, i, j, [dy.shape[1], dy.shape[2]], g);
+      const prod = tf.mul(view, dy);
+      taps.push(tf.sum(prod, [0, 1, 2]) as tf.Tensor1D);
+      // Free each tap's full-size temporaries at once (a tidy would keep all kh*kw of them).
+      tf.dispose([view, prod]);
+    }
+  }
+  return tf.stack(taps).reshape([kh, kw, c, m]);
 }
 
 /** Kernel with `dilation - 1` zeros between taps: `[kh, kw, a, b]` → `[d(kh-1)+1, d(kw-1)+1, a, b]`. */
