@@ -86,6 +86,7 @@ if (rows.includes('t-train') || rows.includes('t-infer')) {
   const m = await model('configs/maskrcnn_c2f_t.yaml', ['model.test_cfg.rcnn.score_thr=0.0']);
   console.log(`Conv2Former-T Mask R-CNN: ${(m.numParameters() / 1e6).toFixed(2)}M parameters`);
   const [imgH, imgW] = argv.size.split('x').map(Number);
+  if (!(imgH >= 32 && imgW >= 32)) throw new Error(`--size: expected HxW with both at least 32, got '${argv.size}'`);
   const batch = syntheticBatch(imgH, imgW, 8, new Rng(1));
   if (rows.includes('t-train')) {
     const before = tf.memory().numTensors;

@@ -111,15 +111,14 @@ class Mlp extends Module {
 }
 
 class Block extends Module {
-  /** Recompute activations in the backward pass (training only). */
-  withCp = false;
   readonly layerScale1: TensorState;
   readonly layerScale2: TensorState;
   readonly attn: ConvMod;
   readonly mlp: Mlp;
   readonly dropPath: DropPath;
 
-  constructor(dim: number, kernelSize: number, mlpRatio: number, dropPath: number, init: InitMode) {
+  /** @param withCp recompute activations in the backward pass (training only) */
+  constructor(dim: number, kernelSize: number, mlpRatio: number, dropPath: number, init: InitMode, readonly withCp = false) {
     super();
     this.layerScale1 = this.addParameter('layer_scale_1', tf.fill([dim], 1e-6));
     this.layerScale2 = this.addParameter('layer_scale_2', tf.fill([dim], 1e-6));
@@ -207,9 +206,7 @@ export class Conv2Former extends Module implements Backbone {
       const blocks: Layer[] = [];
       for (let j = 0; j < depths[i]; j++, cur++) {
         const dp = total > 1 ? (rate * cur) / (total - 1) : 0;
-        const block = new Block(dims[i], kernelSize, mlpRatio, dp, init);
-        block.withCp = opts.withCp ?? false;
-        blocks.push(block);
+        blocks.push(new Block(dims[i], kernelSize, mlpRatio, dp, init, opts.withCp));
       }
       stages.push(new Sequential(blocks));
     }

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from './module.ts';
 
 const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /**
  * `steps` applied one after the other to `x`, each intermediate freed as soon as the next exists:
@@ -20,7 +21,6 @@ function chain(x: tf.Tensor, ...steps: ((t: tf.Tensor) => tf.Tensor)[]): tf.Tens
   }
   return t;
 }
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /** Φ(x) = 0.5 (1 + erf(x / √2)), elementwise. */
 function normalCdf(x: tf.Tensor): tf.Tensor {

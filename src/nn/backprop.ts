@@ -95,10 +95,25 @@ export function gradientsFreeing(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Te
 
 /** The backward walk; runs inside a tidy that frees whatever it does not return. */
 function backward(nodes: TapeNode[], xs: tf.Tensor[], y: tf.Tensor, dy: tf.Tensor | undefined): (tf.Tensor | null)[] {
+  // Accumulated gradient per tensor id, and how many entries hold each gradient tensor (a kernel's
+  // gradient may hand back the very tensor it was given): what is held is never disposed.
   const acc = new Map<number, tf.Tensor>();
-  acc.set(y.id, dy ?? tf.onesLike(y));
+  const holders = new Map<tf.Tensor, number>();
+  const hold = (id: number, t: tf.Tensor) => {
+    acc.set(id, t);
+    holders.set(t, (holders.get(t) ?? 0) + 1);
+  };
+  const release = (id: number) => {
+    const t = acc.get(id)!;
+    acc.delete(id);
+    const n = holders.get(t)! - 1;
+    if (n > 0) holders.set(t, n);
+    else holders.delete(t);
+    return t;
+  };
+  const inUse = (t: tf.Tensor) => t === dy || holders.has(t);
+  hold(y.id, dy ?? tf.onesLike(y));
   const wanted = new Set(xs.map((x) => x.id));
-  const inUse = (t: tf.Tensor) => t === dy || [...acc.values()].includes(t);
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];
     if (!node.gradient) throw new Error(`gradientsFreeing: no gradient registered for kernel ${node.kernelName}`);
@@ -110,18 +125,19 @@ function backward(nodes: TapeNode[], xs: tf.Tensor[], y: tf.Tensor, dy: tf.Tenso
       if (!tf.util.arraysEqual(dx.shape, x.shape)) {
         throw new Error(`gradientsFreeing: gradient of ${node.kernelName} input '${name}' has shape [${dx.shape}], input [${x.shape}]`);
       }
-      const prev = acc.get(x.id);
-      acc.set(x.id, prev ? tf.add(prev, dx) : dx);
-      if (prev) {
-        if (!inUse(prev)) prev.dispose();
-        if (!inUse(dx)) dx.dispose();
+      if (!acc.has(x.id)) {
+        hold(x.id, dx);
+        continue;
       }
+      const prev = release(x.id);
+      hold(x.id, tf.add(prev, dx));
+      if (!inUse(prev)) prev.dispose();
+      if (!inUse(dx)) dx.dispose();
     }
     // This node was the only producer of its outputs: their gradients are complete and used.
     for (const o of node.outputs) {
-      const g = acc.get(o.id);
-      if (!g || wanted.has(o.id)) continue;
-      acc.delete(o.id);
+      if (!acc.has(o.id) || wanted.has(o.id)) continue;
+      const g = release(o.id);
       if (!inUse(g)) g.dispose();
     }
     for (const t of node.saved ?? []) if (!inUse(t)) t.dispose();
