@@ -16,6 +16,7 @@ import { Linear } from '../nn/linear.ts';
 import { Module, type TensorState } from '../nn/module.ts';
 import { recomputeInBackward } from '../nn/recompute.ts';
 import { BatchNorm2d, LayerNorm } from '../nn/norm.ts';
+import { addSavingNothing } from '../nn/frugal.ts';
 
 /** Architecture of one Conv2Former. */
 export interface Conv2FormerConfig {
@@ -143,11 +144,11 @@ class Block extends Module {
   }
 
   private attnResidual(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.add<tf.Tensor4D>(x, this.dropPath.forward(tf.mul(this.layerScale1.value, this.attn.forward(x))));
+    return addSavingNothing(x, this.dropPath.forward(tf.mul(this.layerScale1.value, this.attn.forward(x))));
   }
 
   private mlpResidual(y: tf.Tensor4D): tf.Tensor4D {
-    return tf.add<tf.Tensor4D>(y, this.dropPath.forward(tf.mul(this.layerScale2.value, this.mlp.forward(y))));
+    return addSavingNothing(y, this.dropPath.forward(tf.mul(this.layerScale2.value, this.mlp.forward(y))));
   }
 
   /** The trainable variables of a layer scale and a branch. */
@@ -161,6 +162,8 @@ export class Conv2Former extends Module implements Backbone {
   readonly config: Required<Conv2FormerConfig>;
   readonly outIndices: number[];
   readonly frozenStages: number;
+  /** Recompute activations in the backward pass (blocks and stem) while training. */
+  readonly withCp: boolean;
   readonly downsampleLayers: ModuleList<Sequential>;
   readonly stages: ModuleList<Sequential>;
   readonly outNorms: Map<number, LayerNorm> = new Map();
@@ -181,6 +184,7 @@ export class Conv2Former extends Module implements Backbone {
       throw new Error(`Conv2Former: outIndices must be stage indices 0..3, got [${this.outIndices.join(', ')}]`);
     }
     this.frozenStages = opts.frozenStages ?? -1;
+    this.withCp = opts.withCp ?? false;
 
     const half = dims[0] / 2;
     const stem = new Sequential([
@@ -260,13 +264,24 @@ export class Conv2Former extends Module implements Backbone {
     const outputs: tf.Tensor4D[] = [];
     let h = x;
     for (let i = 0; i < 4; i++) {
-      h = this.stages.at(i).forward(this.downsampleLayers.at(i).forward(h));
+      h = this.stages.at(i).forward(i === 0 ? this.stemForward(h) : this.downsampleLayers.at(i).forward(h));
       if (this.outIndices.includes(i)) {
         const norm = this.outNorms.get(i);
         outputs.push(norm ? norm.forward(h) : h);
       }
     }
     return { outputs, last: h };
+  }
+
+  /**
+   * The stem, checkpointed under `withCp` while it trains: its six half-resolution activations
+   * (the largest maps of the network) are recomputed in the backward pass instead of kept.
+   */
+  private stemForward(x: tf.Tensor4D): tf.Tensor4D {
+    const stem = this.downsampleLayers.at(0);
+    const params = stem.trainableVariables();
+    if (!(this.withCp && stem.training && params.length > 0)) return stem.forward(x);
+    return tf.tidy(() => recomputeInBackward((t) => stem.forward(t), x, params));
   }
 
   /**

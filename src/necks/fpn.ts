@@ -21,6 +21,7 @@ import { ConvModule } from '../nn/conv_module.ts';
 import { ModuleList } from '../nn/container.ts';
 import { xavierUniform } from '../nn/init.ts';
 import { Module } from '../nn/module.ts';
+import { addSavingNothing } from '../nn/frugal.ts';
 
 /** Where the first extra conv reads from; `false`: extra levels are max-pooled instead. */
 export type ExtraConvSource = false | 'on_input' | 'on_lateral' | 'on_output';
@@ -117,7 +118,7 @@ export class FPN extends Module {
       const used = laterals.length;
       for (let i = used - 1; i > 0; i--) {
         const [, h, w] = laterals[i - 1].shape;
-        laterals[i - 1] = tf.add(laterals[i - 1], resizeNearest(laterals[i], [h, w]));
+        laterals[i - 1] = addSavingNothing(laterals[i - 1], resizeNearest(laterals[i], [h, w]));
       }
       const outs = laterals.map((l, i) => this.fpnConvs.items[i].forward(l));
       if (!this.addExtraConvs) {

@@ -117,10 +117,18 @@ function backward(nodes: TapeNode[], xs: tf.Tensor[], y: tf.Tensor, dy: tf.Tenso
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];
     if (!node.gradient) throw new Error(`gradientsFreeing: no gradient registered for kernel ${node.kernelName}`);
-    const inputGrads = node.gradient(node.outputs.map((o) => acc.get(o.id) ?? null));
-    for (const [name, x] of Object.entries(node.inputs)) {
-      if (!(name in inputGrads)) throw new Error(`gradientsFreeing: kernel ${node.kernelName} gives no gradient for input '${name}'`);
-      const dx = tf.tidy(() => inputGrads[name]());
+    const entries = Object.entries(node.inputs);
+    // One tidy around the gradient function AND its per-input closures: a custom gradient
+    // (customGrad) computes everything when called, and its temporaries must not outlive this node.
+    const dxs = tf.tidy(() => {
+      const inputGrads = node.gradient!(node.outputs.map((o) => acc.get(o.id) ?? null));
+      return entries.map(([name]) => {
+        if (!(name in inputGrads)) throw new Error(`gradientsFreeing: kernel ${node.kernelName} gives no gradient for input '${name}'`);
+        return inputGrads[name]();
+      });
+    });
+    for (const [k, [name, x]] of entries.entries()) {
+      const dx = dxs[k];
       if (dx.dtype !== 'float32') throw new Error(`gradientsFreeing: gradient of ${node.kernelName} input '${name}' is ${dx.dtype}, expected float32`);
       if (!tf.util.arraysEqual(dx.shape, x.shape)) {
         throw new Error(`gradientsFreeing: gradient of ${node.kernelName} input '${name}' has shape [${dx.shape}], input [${x.shape}]`);

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { conv2d, type ConvGeometry } from './conv_ops.ts';
 import { truncNormal, type InitMode } from './init.ts';
 import { Module, type TensorState } from './module.ts';
+import { addSavingNothing } from './frugal.ts';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -49,7 +50,7 @@ export class Conv2d extends Module {
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       const y = conv2d(x, this.weight.value as tf.Tensor4D, this.geometry);
-      return this.bias ? tf.add(y, this.bias.value) : y;
+      return this.bias ? addSavingNothing(y, this.bias.value) : y;
     });
   }
 }

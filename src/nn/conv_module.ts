@@ -8,6 +8,7 @@ import { Conv2d } from './conv2d.ts';
 import { kaimingFanOut } from './init.ts';
 import { BatchNorm2d, GroupNorm } from './norm.ts';
 import { Module } from './module.ts';
+import { reluSavingOutput } from './frugal.ts';
 
 export type NormKind = 'BN' | 'GN' | 'none';
 
@@ -46,7 +47,7 @@ export class ConvModule extends Module {
     return tf.tidy(() => {
       let y = this.conv.forward(x);
       if (this.norm) y = this.norm.forward(y);
-      return this.act ? tf.relu(y) : y;
+      return this.act ? reluSavingOutput(y) : y;
     });
   }
 }

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { truncNormal, type InitMode } from './init.ts';
 import { matMul } from './matmul.ts';
 import { Module, type TensorState } from './module.ts';
+import { addSavingNothing } from './frugal.ts';
 
 /** Fully connected layer; weight key `weight` (PyTorch `[out, in]`), bias key `bias`. */
 export class Linear extends Module {
@@ -22,7 +23,7 @@ export class Linear extends Module {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const y = matMul(x.reshape([-1, this.inFeatures]), this.weight.value as tf.Tensor2D);
-      const yb = this.bias ? tf.add(y, this.bias.value) : y;
+      const yb = this.bias ? addSavingNothing(y, this.bias.value) : y;
       return yb.reshape([...lead, this.outFeatures]) as T;
     });
   }

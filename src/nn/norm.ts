@@ -3,6 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module, type CounterState, type TensorState } from './module.ts';
+import { isRecomputing } from './recompute.ts';
 
 /**
  * LayerNorm over the last (channel) axis: the official code's `LayerNorm(data_format=channels_first)`
@@ -56,14 +57,8 @@ export class BatchNorm2d extends Module {
       let variance: tf.Tensor;
       if (this.training) {
         ({ mean, variance } = tf.moments(x, [0, 1, 2]));
-        const n = x.size / this.channels;
-        const m = this.momentum;
-        // PyTorch updates the running variance with the unbiased batch variance. The update is not on
-        // the loss's path, so no gradient flows through it.
-        const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
-        this.runningMean.variable.assign(tf.add(tf.mul(this.runningMean.value, 1 - m), tf.mul(mean, m)));
-        this.runningVar.variable.assign(tf.add(tf.mul(this.runningVar.value, 1 - m), tf.mul(unbiased, m)));
-        this.numBatchesTracked.value += 1;
+        // A checkpointed re-run (with_cp) sees the same batch again: its statistics count once.
+        if (!isRecomputing()) this.updateRunningStats(mean, variance, x.size / this.channels);
       } else {
         mean = this.runningMean.value;
         variance = this.runningVar.value;
@@ -71,6 +66,17 @@ export class BatchNorm2d extends Module {
       const scale = tf.mul(this.weight.value, tf.rsqrt(tf.add(variance, this.eps)));
       return tf.add(tf.mul(tf.sub(x, mean), scale), this.bias.value) as tf.Tensor4D;
     });
+  }
+
+  /** Running averages of the batch statistics over `n` values per channel. */
+  private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
+    const m = this.momentum;
+    // PyTorch updates the running variance with the unbiased batch variance. The update is not on
+    // the loss's path, so no gradient flows through it.
+    const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
+    this.runningMean.variable.assign(tf.add(tf.mul(this.runningMean.value, 1 - m), tf.mul(mean, m)));
+    this.runningVar.variable.assign(tf.add(tf.mul(this.runningVar.value, 1 - m), tf.mul(unbiased, m)));
+    this.numBatchesTracked.value += 1;
   }
 }
 

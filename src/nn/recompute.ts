@@ -12,10 +12,21 @@ import * as tf from '@tensorflow/tfjs';
 import { gradientsFreeing } from './backprop.ts';
 import { globalRng } from './random.ts';
 
+let recomputeDepth = 0;
+
+/**
+ * True while a checkpointed block is being re-run in the backward pass. Side effects of a forward
+ * pass that must happen once per step (BatchNorm's running statistics) check it.
+ */
+export function isRecomputing(): boolean {
+  return recomputeDepth > 0;
+}
+
 /**
  * `fn(x)` with the gradients of `x` and of `params` computed by re-running `fn` in the backward
  * pass. `fn` must be a pure function of `x`, `params` and the JS generator `globalRng` (DropPath):
  * the generator's state is replayed for the recomputation, so the same paths are dropped.
+ * Stateful layers skip their state updates during the re-run ({@link isRecomputing}).
  * @param fn the block, e.g. `[N, H, W, C]` → `[N, H, W, C]`
  * @param x its input
  * @param params the trainable variables `fn` reads (frozen ones need not be listed)
@@ -31,12 +42,14 @@ export function recomputeInBackward<T extends tf.Tensor>(fn: (x: T) => T, x: T, 
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const rngNow = globalRng.getState();
         globalRng.setState(rngAtForward);
+        recomputeDepth++;
         try {
           const xs = [saved[0], ...params];
           const { value, grads } = gradientsFreeing(() => fn(saved[0] as T), xs, dy as tf.Tensor);
           value.dispose();
           return grads.map((g, i) => g ?? tf.zerosLike(xs[i]));
         } finally {
+          recomputeDepth--;
           globalRng.setState(rngNow);
         }
       },

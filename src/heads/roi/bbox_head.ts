@@ -14,6 +14,7 @@ import { ModuleList } from '../../nn/container.ts';
 import { Module } from '../../nn/module.ts';
 import type { DeltaXYWHBBoxCoder } from '../../ops/delta_coder.ts';
 import { accuracy, boxLoss, softmaxCE, type BoxLossSpec } from '../../ops/det_losses.ts';
+import { reluSavingOutput } from '../../nn/frugal.ts';
 
 export interface BBoxHeadOptions {
   inChannels: number;
@@ -86,7 +87,7 @@ export class Shared2FCBBoxHead extends Module {
     return tf.tidy(() => {
       const r = x.shape[0];
       let h: tf.Tensor2D = tf.transpose(x, [0, 3, 1, 2]).reshape([r, this.inChannels * this.roiFeatSize * this.roiFeatSize]);
-      for (const fc of this.sharedFcs.items) h = tf.relu(fc.forward(h));
+      for (const fc of this.sharedFcs.items) h = reluSavingOutput(fc.forward(h));
       return { cls: this.fcCls.forward(h), reg: this.fcReg.forward(h) };
     });
   }

@@ -15,6 +15,7 @@ import { kaimingFanOut } from '../../nn/init.ts';
 import { ModuleList } from '../../nn/container.ts';
 import { Module } from '../../nn/module.ts';
 import { maskBCE } from '../../ops/det_losses.ts';
+import { reluSavingOutput } from '../../nn/frugal.ts';
 
 export interface FCNMaskHeadOptions {
   inChannels: number;
@@ -50,7 +51,7 @@ export class FCNMaskHead extends Module {
     return tf.tidy(() => {
       let h = x;
       for (const m of this.convs.items) h = m.forward(h);
-      return this.convLogits.forward(tf.relu(this.upsample.forward(h)));
+      return this.convLogits.forward(reluSavingOutput(this.upsample.forward(h)));
     });
   }
 

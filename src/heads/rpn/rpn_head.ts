@@ -28,6 +28,7 @@ import { concatArrays, pickBoxes, readOnce, topK } from '../../ops/arrays.ts';
 import type { ImgMeta } from '../../datasets/collate.ts';
 import type { ProposalCfg } from '../det_config.ts';
 import type { GroundTruth } from '../ground_truth.ts';
+import { reluSavingOutput } from '../../nn/frugal.ts';
 
 export interface RPNHeadOptions {
   inChannels: number;
@@ -92,7 +93,7 @@ export class RPNHead extends Module {
     const reg: tf.Tensor4D[] = [];
     for (const f of feats) {
       const [c, r] = tf.tidy(() => {
-        const h = tf.relu(this.rpnConv.forward(f));
+        const h = reluSavingOutput(this.rpnConv.forward(f));
         return [this.rpnCls.forward(h), this.rpnReg.forward(h)];
       });
       cls.push(c);

@@ -11,6 +11,7 @@ import { ConvModule, type NormOptions } from '../../nn/conv_module.ts';
 import { int, list, obj, optional, refine, str, type Infer } from '../../config/schema.ts';
 import { BaseDecodeHead, type DecodeHeadOptions } from './decode_head.ts';
 import { DECODE_HEAD_FIELDS, decodeHeadOptions, headError, noDoubleLossWeight, type HeadSite } from './head_config.ts';
+import { addSavingNothing } from '../../nn/frugal.ts';
 
 /** One PPM branch: `0` = AdaptiveAvgPool2d (no parameters), `1` = 1x1 ConvModule. */
 class PPMBranch extends Module {
@@ -73,7 +74,7 @@ export class UPerHead extends BaseDecodeHead {
       laterals.push(this.pspForward(inputs[n - 1]));
       for (let i = n - 1; i > 0; i--) {
         const [, h, w] = laterals[i - 1].shape;
-        laterals[i - 1] = tf.add(laterals[i - 1], resizeBilinear(laterals[i], [h, w]));
+        laterals[i - 1] = addSavingNothing(laterals[i - 1], resizeBilinear(laterals[i], [h, w]));
       }
       const fpnOuts = this.fpnConvs.items.map((conv, i) => conv.forward(laterals[i]));
       fpnOuts.push(laterals[n - 1]);
