@@ -30,9 +30,15 @@ function wasmThreadCount(requested: number | undefined): number {
   return n;
 }
 
+let identityShared = false;
+
 /** The wasm backend with a pool of `threads` (see wasm_threads.ts for what it takes under Node). */
 async function startWasm(threads: number): Promise<{ ok: boolean; why?: string }> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  if (!identityShared) {
+    shareIdentityBuffersOnWasm();
+    identityShared = true;
+  }
   if (threads === 1) return { ok: await tf.setBackend('wasm') };
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   wasm.setThreadsCount(threads);
@@ -46,6 +52,25 @@ async function startWasm(threads: number): Promise<{ ok: boolean; why?: string }
   if (!ok) return { ok, why: `the ${threads}-thread wasm backend failed to initialise (C2F_WASM_THREADS=1 selects the single-threaded one)` };
   unrefWasmWorkers((tf.backend() as unknown as { wasm: unknown }).wasm);
   return { ok };
+}
+
+/**
+ * The wasm backend's `Identity` kernel copies its input, and tfjs runs it for every tensor it saves
+ * for the backward pass: each activation was copied once per op that saves it (the stage-1 output
+ * of Conv2Former-T at 800x1344, 19 MB, four times). Tensors are immutable, so the copy can share the
+ * buffer, as the cpu backend's `Identity` and wasm's own `Reshape` do.
+ */
+function shareIdentityBuffersOnWasm(): void {
+  tf.unregisterKernel(tf.Identity, 'wasm');
+  tf.registerKernel({
+    kernelName: tf.Identity,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const x = inputs.x as tf.TensorInfo;
+      (backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  });
 }
 
 /** Loads the package behind a backend name and activates it; returns false if it is not available. */
