@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
 import { ROOT } from './helpers/run_tool.ts';
 
@@ -23,6 +24,20 @@ test('explicit backends', async () => {
   assert.equal(await initBackend('cpu', { quiet: true }), 'cpu');
   assert.equal(await initBackend('wasm', { quiet: true }), 'wasm');
   await assert.rejects(initBackend('bogus'), /unknown backend 'bogus'; expected one of: auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+});
+
+test('on wasm a clone (what tfjs saves for the backward pass) shares its buffer and keeps its values after the original goes', async () => {
+  assert.equal(await initBackend('wasm', { quiet: true }), 'wasm');
+  const x = tf.tensor2d([[1, 2], [3, 4]]);
+  const buffers = tf.memory().numDataBuffers;
+  const y = tf.clone(x);
+  assert.equal(tf.memory().numDataBuffers, buffers, 'the clone allocated a buffer');
+  const z = tf.add(y, 1);
+  x.dispose();
+  assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3, 4]);
+  assert.deepEqual(Array.from(z.dataSync()), [2, 3, 4, 5]);
+  tf.dispose([y, z]);
+  assert.equal(tf.memory().numDataBuffers, buffers - 1);
 });
 
 test('an unavailable explicit backend is an error, not a silent fallback', async (t) => {

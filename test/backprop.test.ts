@@ -11,6 +11,8 @@ import { createConv2Former } from '../src/backbone/conv2former.ts';
 import { gradientsFreeing, variableGradsFreeing } from '../src/nn/backprop.ts';
 import { recomputeInBackward } from '../src/nn/recompute.ts';
 import { manualSeed } from '../src/nn/random.ts';
+import { BatchNorm2d } from '../src/nn/norm.ts';
+import { addSavingNothing, reluSavingOutput } from '../src/nn/frugal.ts';
 
 const TINY = { dims: [8, 16, 32, 64] as [number, number, number, number], depths: [1, 1, 2, 1] as [number, number, number, number], kernelSize: 7 };
 
@@ -97,8 +99,8 @@ for (const backend of ['cpu', 'wasm']) {
       tf.dispose([got.value, ...Object.values(got.grads)]);
       assert.equal(tf.memory().numTensors, before, 'tensors leaked');
     }
-    // Eval mode and inference ignore withCp: plain forward, no tape. (Training forwards moved the
-    // stem's BN statistics a different number of times: copy them.)
+    // Eval mode and inference ignore withCp: plain forward, no tape. (Three training forwards of
+    // cp, one of plain, moved the stem's BN statistics: copy them.)
     cp.loadStateDict(plain.stateDict());
     cp.eval();
     plain.eval();
@@ -131,3 +133,83 @@ test('recomputeInBackward keeps fewer bytes alive than storing the activations',
   assert.ok(recomputed < 0.6 * stored, `peak ${recomputed} bytes with recomputation, ${stored} without`);
   v.dispose();
 });
+
+test('a checkpointed BatchNorm counts its batch once: the re-run in the backward pass updates no running statistics', async () => {
+  assert.ok(await tf.setBackend('cpu'));
+  const x = tf.randomNormal([2, 6, 6, 4], 1, 2, 'float32', 6) as tf.Tensor4D;
+  const run = (cp: boolean) => {
+    const bn = new BatchNorm2d(4).train();
+    const vars = bn.trainableVariables();
+    const f = (t: tf.Tensor4D) => bn.forward(t);
+    const r = variableGradsFreeing(() => tf.sum(tf.square(cp ? recomputeInBackward(f, x, vars) : f(x))) as tf.Scalar, vars);
+    const out = { grads: vars.map((v) => r.grads[v.name]), mean: bn.runningMean.value.clone(), count: bn.numBatchesTracked.value };
+    r.value.dispose();
+    bn.dispose();
+    return out;
+  };
+  const plain = run(false), cp = run(true);
+  assert.equal(cp.count, 1);
+  assert.equal(plain.count, 1);
+  assertClose(cp.mean, plain.mean, 0, 'running mean');
+  cp.grads.forEach((g, i) => assertClose(g, plain.grads[i], 0, `grad ${i}`));
+  tf.dispose([x, plain.mean, cp.mean, ...plain.grads, ...cp.grads]);
+});
+
+test('the temporaries of a custom gradient are freed when its node is done, not at the end of the pass', async () => {
+  assert.ok(await tf.setBackend('cpu'));
+  const v = tf.variable(tf.randomNormal([64, 64], 0, 1, 'float32', 8));
+  // Each op's gradient makes a 16x larger temporary; 12 of them alive together is the leak.
+  const op = tf.customGrad((...args: unknown[]) => {
+    const x = args[0] as tf.Tensor;
+    return { value: tf.mul(x, 1.5), gradFunc: (dy: tf.Tensor) => tf.mul(dy, tf.mean(tf.tile(dy, [16, 1]))) };
+  });
+  const f = () => {
+    let h: tf.Tensor = v;
+    for (let i = 0; i < 12; i++) h = op(h) as tf.Tensor;
+    return tf.sum(h) as tf.Scalar;
+  };
+  const { peakBytes } = await tf.profile(() => {
+    const r = variableGradsFreeing(f, [v]);
+    tf.dispose([r.value, ...Object.values(r.grads)]);
+  });
+  const temporary = 16 * v.size * 4;
+  assert.ok(peakBytes < 3 * temporary, `peak ${peakBytes} bytes: more than two of the ${temporary}-byte temporaries alive`);
+  v.dispose();
+});
+
+for (const backend of ['cpu', 'wasm']) {
+  test(`addSavingNothing and reluSavingOutput: tfjs's values and gradients, two fewer buffers kept per layer, on ${backend}`, async () => {
+    assert.ok(await tf.setBackend(backend));
+    const x = tf.variable(tf.randomNormal([2, 5, 5, 8], 0, 1, 'float32', 9));
+    const b = tf.variable(tf.randomNormal([8], 0, 1, 'float32', 10));
+    const chain = (add: typeof addSavingNothing, relu: typeof reluSavingOutput) => () => {
+      let h: tf.Tensor = x;
+      for (let i = 0; i < 6; i++) h = relu(add(tf.mul(h, 1.25), b));
+      return tf.sum(tf.add(h, tf.sum(add(b, tf.ones([3, 8])))) ) as tf.Scalar;
+    };
+    const ref = chain((p, q) => tf.add(p, q), tf.relu);
+    const ours = chain(addSavingNothing, reluSavingOutput);
+    const a = tf.variableGrads(ref, [x, b]);
+    const c = tf.variableGrads(ours, [x, b]);
+    assertClose(c.value, a.value, 0, 'value');
+    assertClose(c.grads[x.name], a.grads[x.name], 0, 'dx');
+    assertClose(c.grads[b.name], a.grads[b.name], 0, 'dbias (broadcast)');
+    // Buffers alive when the backward pass starts: what the forward kept for it (the probe's
+    // gradient runs first).
+    const keptBuffers = (f: () => tf.Scalar) => {
+      let n = 0;
+      const probe = tf.customGrad((...args: unknown[]) => ({
+        value: tf.clone(args[0] as tf.Tensor),
+        gradFunc: (dy: tf.Tensor) => { n = tf.memory().numDataBuffers; return tf.clone(dy); },
+      }));
+      const r = variableGradsFreeing(() => probe(f()) as tf.Scalar, [x, b]);
+      tf.dispose([r.value, ...Object.values(r.grads)]);
+      return n - tf.memory().numDataBuffers;
+    };
+    const kept = keptBuffers(ours), tfjsKept = keptBuffers(ref);
+    // Per layer tfjs keeps the product (saved by Add) and the sum (saved by Relu) on top of the
+    // layer's output, which both keep (saved by the next Multiply).
+    assert.ok(tfjsKept - kept >= 2 * 6, `${kept} buffers kept for the backward pass, with tf.add/tf.relu ${tfjsKept}`);
+    tf.dispose([a.value, c.value, ...Object.values(a.grads), ...Object.values(c.grads), x, b]);
+  });
+}
