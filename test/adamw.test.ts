@@ -5,6 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import { AdamW } from '../src/engine/adamw.ts';
 import { warmupCosineLr } from '../src/engine/lr_schedule.ts';
 import { Linear } from '../src/nn/linear.ts';
+import { Conv2d } from '../src/nn/conv2d.ts';
+import '@tensorflow/tfjs-backend-wasm';
 
 await tf.setBackend('cpu');
 
@@ -30,6 +32,38 @@ test('AdamW matches torch.optim.AdamW arithmetic over two steps', () => {
   opt.dispose();
   lin.dispose();
 });
+
+for (const backend of ['cpu', 'wasm']) {
+  test(`fused AdamW (one pass per parameter) is bit-identical to the kernel chain, and the convs see the new weights, on ${backend}`, async () => {
+    assert.ok(await tf.setBackend(backend));
+    const make = () => new Conv2d(3, 5, 3, { padding: 1 });
+    const a = make(), b = make();
+    b.loadStateDict(a.stateDict());
+    const groups = [{ name: 'all', params: ['weight', 'bias'], lrScale: 0.7, weightDecay: 0.05 }];
+    const fused = new AdamW(a, { lr: 0.01, paramGroups: groups });
+    const chain = new AdamW(b, { lr: 0.01, paramGroups: groups, fused: false });
+    const x = tf.randomNormal([2, 6, 6, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    for (let step = 0; step < 3; step++) {
+      for (const [m, opt] of [[a, fused], [b, chain]] as const) {
+        // The loss reads the weights through a conv: a stale packed copy of them would show.
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(m.forward(x))) as tf.Scalar, m.trainableVariables());
+        opt.step(Object.fromEntries(Object.values(m.namedParameters()).map(([name, p]) => [p.variable.name, grads[p.variable.name]]).filter(([, g]) => g)) as Record<string, tf.Tensor>);
+        tf.dispose([value, ...Object.values(grads)]);
+      }
+      for (const [name, p] of a.namedParameters()) {
+        const q = b.namedParameters().find(([n]) => n === name)![1];
+        assert.deepEqual(Array.from(p.variable.dataSync()), Array.from(q.variable.dataSync()), `${name} after step ${step + 1}`);
+      }
+    }
+    assert.deepEqual(fused.state().tensors, chain.state().tensors);
+    tf.dispose(x);
+    fused.dispose();
+    chain.dispose();
+    a.dispose();
+    b.dispose();
+    await tf.setBackend('cpu');
+  });
+}
 
 test('warmup then cosine', () => {
   assert.equal(warmupCosineLr(1, 5, 10, 110), 0.5);
