@@ -7,7 +7,8 @@ import { Sequential } from '../src/nn/container.ts';
 import { Conv2d } from '../src/nn/conv2d.ts';
 import { DropPath } from '../src/nn/drop_path.ts';
 import { Linear } from '../src/nn/linear.ts';
-import { BatchNorm2d, GroupNorm, LayerNorm } from '../src/nn/norm.ts';
+import { BatchNorm2d, GroupNorm, LayerNorm, layerNormLastAxis } from '../src/nn/norm.ts';
+import '@tensorflow/tfjs-backend-wasm';
 import { Rng, globalRng, manualSeed } from '../src/nn/random.ts';
 import type { RawTensor } from '../src/io/tensor_data.ts';
 import { maxAbsDiff } from './helpers/fixtures.ts';
@@ -88,6 +89,28 @@ test('loadStateDict: strict and non-strict, shape mismatch names the key', () =>
     /shape mismatch for '0\.weight': checkpoint has \[3, 2, 1, 1\], model expects \[2, 2, 1, 1\]/);
   seq.dispose();
 });
+
+for (const backend of ['cpu', 'wasm']) {
+  test(`layerNormLastAxis: the autodiffed formula's value (bit for bit) and gradients (1e-5) on ${backend}`, async () => {
+    assert.ok(await tf.setBackend(backend));
+    const x = tf.randomNormal([2, 5, 3, 8], 0.5, 2, 'float32', 1);
+    const w = tf.randomNormal([8], 1, 0.5, 'float32', 2), b = tf.randomNormal([8], 0, 1, 'float32', 3);
+    const dy = tf.randomNormal([2, 5, 3, 8], 0, 1, 'float32', 4);
+    const textbook = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => {
+      const { mean, variance } = tf.moments(xi, 3, true);
+      return tf.add(tf.mul(tf.mul(tf.sub(xi, mean), tf.rsqrt(tf.add(variance, 1e-6))), wi), bi);
+    };
+    const ref = tf.grads(textbook)([x, w, b], dy);
+    const got = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => layerNormLastAxis(xi, wi, bi, 1e-6))([x, w, b], dy);
+    assert.deepEqual(Array.from(layerNormLastAxis(x, w, b, 1e-6).dataSync()), Array.from(textbook(x, w, b).dataSync()));
+    ['dx', 'dweight', 'dbias'].forEach((name, i) => {
+      const diff = maxAbsDiff(got[i], ref[i]);
+      assert.ok(diff < 1e-5, `${name}: max abs diff ${diff}`);
+    });
+    tf.dispose([x, w, b, dy, ...ref, ...got]);
+    await tf.setBackend('cpu');
+  });
+}
 
 test('LayerNorm and GroupNorm equal the textbook formulas', () => {
   const x = tf.tensor4d(Float32Array.from({ length: 2 * 3 * 2 * 4 }, (_, i) => Math.sin(i) * 3), [2, 3, 2, 4]);

@@ -4,23 +4,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module.ts';
+import { chain } from './frugal.ts';
 
 const SQRT1_2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-
-/**
- * `steps` applied one after the other to `x`, each intermediate freed as soon as the next exists:
- * at most two full-size temporaries alive, where a tidy would keep them all to its end.
- */
-function chain(x: tf.Tensor, ...steps: ((t: tf.Tensor) => tf.Tensor)[]): tf.Tensor {
-  let t = x;
-  for (const step of steps) {
-    const next = step(t);
-    if (t !== x) t.dispose();
-    t = next;
-  }
-  return t;
-}
 
 /** Φ(x) = 0.5 (1 + erf(x / √2)), elementwise. */
 function normalCdf(x: tf.Tensor): tf.Tensor {

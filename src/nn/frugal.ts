@@ -1,5 +1,6 @@
 /**
- * Element-wise ops whose gradients keep less of the forward pass alive.
+ * Element-wise ops whose gradients keep less of the forward pass alive, and `chain`, which frees
+ * each intermediate of a sequence of ops as soon as the next exists.
  *
  * tfjs's `Add` saves both inputs for its gradient (it only reads their shapes) and `Relu` saves its
  * input (the output tells the same). Under a tape each saved tensor stays allocated until the
@@ -37,4 +38,18 @@ export function reluSavingOutput<T extends tf.Tensor>(x: T): T {
     return { value: y, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, tf.step(saved[0])) };
   });
   return run(x) as T;
+}
+
+/**
+ * `steps` applied one after the other to `x`, each intermediate freed as soon as the next exists:
+ * at most two full-size temporaries alive, where a tidy would keep them all to its end.
+ */
+export function chain(x: tf.Tensor, ...steps: ((t: tf.Tensor) => tf.Tensor)[]): tf.Tensor {
+  let t = x;
+  for (const step of steps) {
+    const next = step(t);
+    if (t !== x) t.dispose();
+    t = next;
+  }
+  return t;
 }

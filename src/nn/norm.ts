@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, type CounterState, type TensorState } from './module.ts';
 import { isRecomputing } from './recompute.ts';
+import { chain } from './frugal.ts';
 
 /**
  * LayerNorm over the last (channel) axis: the official code's `LayerNorm(data_format=channels_first)`
@@ -21,13 +22,52 @@ export class LayerNorm extends Module {
 
   /** `[..., C]` → same shape. */
   forward<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => {
-      const axis = x.rank - 1;
-      const { mean, variance } = tf.moments(x, axis, true);
-      const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
-      return tf.add(tf.mul(xhat, this.weight.value), this.bias.value) as T;
-    });
+    return layerNormLastAxis(x, this.weight.value, this.bias.value, this.eps);
   }
+}
+
+/** `mean(t^2)` over `axis` (kept), the square freed at once. */
+function meanOfSquares(t: tf.Tensor, axis: number): tf.Tensor {
+  const sq = tf.square(t);
+  const m = tf.mean(sq, axis, true);
+  sq.dispose();
+  return m;
+}
+
+/**
+ * `(x - mean) / sqrt(var + eps) * weight + bias` over the last axis, with a hand-written gradient:
+ * it keeps `x` and the per-row mean and 1/std (autodiff kept four full-size intermediates) and runs
+ * ~12 kernels where autodiff ran ~30. The forward is the same kernels in the same order as before.
+ * @param x `[..., C]`; `weight`, `bias` `[C]`
+ */
+export function layerNormLastAxis<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf.Tensor, eps: number): T {
+  const axis = x.rank - 1;
+  const run = tf.customGrad((...args: unknown[]) => {
+    const [xIn, w, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    // Each temporary is freed as soon as it is used (they would otherwise live to the caller's tidy).
+    const mean = tf.mean(xIn, axis, true);
+    const d = tf.sub(xIn, mean);
+    const variance = meanOfSquares(d, axis);
+    const rstd = chain(variance, (t) => tf.add(t, eps), (t) => tf.rsqrt(t));
+    const value = chain(d, (t) => tf.mul(t, rstd), (t) => tf.mul(t, w), (t) => tf.add(t, b));
+    save([xIn, mean, rstd, w]);
+    tf.dispose([mean, d, variance, rstd]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, mu, rs, ws] = saved;
+        const xh = tf.mul(tf.sub(xs, mu), rs);
+        const rows = Array.from({ length: axis }, (_, i) => i);
+        const dw = tf.sum(tf.mul(dy, xh), rows);
+        const db = tf.sum(dy, rows);
+        // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * weight
+        const g = tf.mul(dy, ws);
+        const centred = tf.sub(tf.sub(g, tf.mean(g, axis, true)), tf.mul(xh, tf.mean(tf.mul(g, xh), axis, true)));
+        return [tf.mul(centred, rs), dw, db];
+      },
+    };
+  });
+  return run(x, weight, bias) as T;
 }
 
 /**
