@@ -110,6 +110,36 @@ for (const backend of ['cpu', 'wasm']) {
     tf.dispose([x, w, b, dy, ...ref, ...got]);
     await tf.setBackend('cpu');
   });
+
+  test(`BatchNorm2d in training: the autodiffed formula's value (bit for bit), gradients (1e-5) and running stats on ${backend}`, async () => {
+    assert.ok(await tf.setBackend(backend));
+    const x = tf.randomNormal([3, 4, 5, 6], 0.5, 2, 'float32', 5) as tf.Tensor4D;
+    const dy = tf.randomNormal([3, 4, 5, 6], 0, 1, 'float32', 6);
+    const bn = new BatchNorm2d(6).train();
+    bn.weight.variable.assign(tf.randomNormal([6], 1, 0.5, 'float32', 7));
+    bn.bias.variable.assign(tf.randomNormal([6], 0, 1, 'float32', 8));
+    const [w, b] = [bn.weight.variable, bn.bias.variable];
+    const textbook = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => {
+      const { mean, variance } = tf.moments(xi, [0, 1, 2]);
+      return tf.add(tf.mul(tf.sub(xi, mean), tf.mul(wi, tf.rsqrt(tf.add(variance, 1e-5)))), bi);
+    };
+    const ref = tf.grads(textbook)([x, w, b], dy);
+    const got = tf.grads((xi: tf.Tensor) => bn.forward(xi as tf.Tensor4D))([x], dy);
+    const wb = tf.variableGrads(() => tf.sum(tf.mul(bn.forward(x), dy)) as tf.Scalar, [w, b]);
+    assert.deepEqual(Array.from(tf.tidy(() => bn.forward(x)).dataSync()), Array.from(tf.tidy(() => textbook(x, w, b)).dataSync()));
+    for (const [name, g, r] of [['dx', got[0], ref[0]], ['dweight', wb.grads[w.name], ref[1]], ['dbias', wb.grads[b.name], ref[2]]] as const) {
+      const diff = maxAbsDiff(g, r);
+      assert.ok(diff < 1e-5, `${name}: max abs diff ${diff}`);
+    }
+    // Three training forwards: the running mean moved three times towards the batch mean.
+    assert.equal(bn.numBatchesTracked.value, 3);
+    const batchMean = tf.tidy(() => tf.mean(x, [0, 1, 2]));
+    const expected = tf.tidy(() => tf.mul(batchMean, 1 - 0.9 ** 3));
+    assert.ok(maxAbsDiff(bn.runningMean.value, expected) < 1e-6);
+    tf.dispose([x, dy, ...ref, ...got, wb.value, ...Object.values(wb.grads), batchMean, expected]);
+    bn.dispose();
+    await tf.setBackend('cpu');
+  });
 }
 
 test('LayerNorm and GroupNorm equal the textbook formulas', () => {
