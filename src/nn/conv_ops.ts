@@ -48,6 +48,21 @@ function padOrCrop(x: tf.Tensor4D, p: Pad2): tf.Tensor4D {
   return y;
 }
 
+/**
+ * `x` padded/cropped by `p` as a convolution's input: non-negative pads become the convolution's own
+ * explicit padding (no padded copy), crops a slice.
+ */
+function asConvInput(x: tf.Tensor4D, p: Pad2): [tf.Tensor4D, ExplicitPadding | 'valid'] {
+  if (p.every(([a, b]) => a >= 0 && b >= 0)) return [x, [[0, 0], p[0], p[1], [0, 0]]];
+  return [padOrCrop(x, p), 'valid'];
+}
+
+/** `[N, H, W, C]` → `[H, W, N, C]`; a reshape when N = 1. */
+function batchToThirdAxis(x: tf.Tensor4D): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  return (n === 1 ? x.reshape([h, w, 1, c]) : x.transpose([1, 2, 0, 3])) as tf.Tensor4D;
+}
+
 /** Inserts `stride - 1` zeros between spatial elements: `[N,H,W,C]` → `[N,s(H-1)+1,s(W-1)+1,C]`. */
 function zeroStuff(x: tf.Tensor4D, stride: [number, number]): tf.Tensor4D {
   const [sh, sw] = stride;
@@ -128,8 +143,8 @@ function denseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g: Co
   const [kh, kw] = w.shape;
   const flipped = tf.reverse(w, [0, 1]).transpose([0, 1, 3, 2]) as tf.Tensor4D;
   const pads = inputGradPadding([xShape[1], xShape[2]], [dy.shape[1], dy.shape[2]], [kh, kw], g);
-  const z = padOrCrop(zeroStuff(dy, g.stride), pads);
-  return tf.conv2d(z, flipped, 1, 'valid', 'NHWC', g.dilation);
+  const [z, pad] = asConvInput(zeroStuff(dy, g.stride), pads);
+  return tf.conv2d(z, flipped, 1, pad, 'NHWC', g.dilation);
 }
 
 /** Up to this many `kh*kw*cin` patch columns, the filter gradient uses one im2col convolution. */
@@ -137,21 +152,21 @@ const IM2COL_MAX_COLUMNS = 64;
 
 function denseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], g: ConvGeometry): tf.Tensor4D {
   const [kh, kw, cin, cout] = wShape;
-  const xPad = padInput(x, g);
-  if (kh * kw * cin <= IM2COL_MAX_COLUMNS) return filterGradIm2col(xPad, dy, wShape, g);
+  if (kh * kw * cin <= IM2COL_MAX_COLUMNS) return filterGradIm2col(padInput(x, g), dy, wShape, g);
   const [sh, sw] = g.stride, [dh, dw] = g.dilation;
   if ((sh === 1 || dh === 1) && (sw === 1 || dw === 1)) {
     // dW[i, j, ci, co] = Σ_{n,y,x} xPad[n, y·s + i·d, x·s + j·d, ci] · dy[n, y, x, co] is itself a
     // convolution: batch ↔ channels swapped, dy as the kernel (dilated by the stride, strided by
-    // the dilation). tfjs refuses stride and dilation both > 1 on one axis, hence the condition.
-    // About twice as fast as kh*kw matmuls on wasm (XNNPACK's convolution beats its matmul).
-    const xT = tf.transpose(xPad, [3, 1, 2, 0]) as tf.Tensor4D; // [cin, Hp, Wp, n]
-    const dyT = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [ho, wo, n, cout]
-    const full = tf.conv2d(xT, dyT, [dh, dw], 'valid', 'NHWC', [sh, sw]); // [cin, >=kh, >=kw, cout]
+    // the dilation), the forward padding as its padding. tfjs refuses stride and dilation both > 1
+    // on one axis, hence the condition. About twice as fast as kh*kw matmuls on wasm (XNNPACK's
+    // convolution beats its matmul).
+    const xT = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [cin, H, W, n]
+    const dyT = batchToThirdAxis(dy); // [ho, wo, n, cout]
+    const full = tf.conv2d(xT, dyT, [dh, dw], explicitPad(g), 'NHWC', [sh, sw]); // [cin, >=kh, >=kw, cout]
     const cropped = full.shape[1] === kh && full.shape[2] === kw ? full : tf.slice(full, [0, 0, 0, 0], [cin, kh, kw, cout]);
     return tf.transpose(cropped, [1, 2, 0, 3]);
   }
-  return filterGradByTaps(xPad, dy, wShape, g);
+  return filterGradByTaps(padInput(x, g), dy, wShape, g);
 }
 
 /** Thin inputs (the RGB stem): all patches from one convolution by a one-hot kernel, one matmul. */
@@ -199,8 +214,8 @@ function depthwiseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g
   // flipped kernel, then sum the m multiplier channels of each input channel.
   const flipped = tf.reverse(w, [0, 1]).reshape([kh, kw, c * m, 1]) as tf.Tensor4D;
   const pads = inputGradPadding([xShape[1], xShape[2]], [dy.shape[1], dy.shape[2]], [kh, kw], g);
-  const z = padOrCrop(zeroStuff(dy, g.stride), pads);
-  const full = tf.depthwiseConv2d(z, flipped, 1, 'valid', 'NHWC', g.dilation);
+  const [z, pad] = asConvInput(zeroStuff(dy, g.stride), pads);
+  const full = tf.depthwiseConv2d(z, flipped, 1, pad, 'NHWC', g.dilation);
   if (m === 1) return full;
   const [n, h, wd] = full.shape;
   return full.reshape([n, h, wd, c, m]).sum(4) as tf.Tensor4D;
@@ -209,20 +224,21 @@ function depthwiseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g
 function depthwiseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], g: ConvGeometry): tf.Tensor4D {
   const [kh, kw, c, m] = wShape;
   const [n, ho, wo] = dy.shape;
-  let xPad = padInput(x, g);
+  let xm = x;
   if (m > 1) {
-    const [, hp, wp] = xPad.shape;
-    xPad = tf.tile(xPad.reshape([n, hp, wp, c, 1]), [1, 1, 1, 1, m]).reshape([n, hp, wp, c * m]);
+    const [, h, w] = x.shape;
+    xm = tf.tile(x.reshape([n, h, w, c, 1]), [1, 1, 1, 1, m]).reshape([n, h, w, c * m]);
   }
   const [sh, sw] = g.stride;
   const [dh, dw] = g.dilation;
-  if (4 * dy.size > DW_KERNEL_MAX_BYTES) return depthwiseFilterGradByTaps(xPad, dy, wShape, g);
+  if (4 * dy.size > DW_KERNEL_MAX_BYTES) return depthwiseFilterGradByTaps(padInput(xm, g), dy, wShape, g);
   // dw[i,j,ch] = sum_{n,y,x} xPad[n, d*i + s*y, d*j + s*x, ch] * dy[n,y,x,ch]: a depthwise conv of
-  // the input (batch folded into channels) with dy as the kernel, stride d and dilation s.
-  const [, hp, wp, cm] = xPad.shape;
-  const xFold = xPad.transpose([1, 2, 0, 3]).reshape([1, hp, wp, n * cm]);
-  const kFold = dy.transpose([1, 2, 0, 3]).reshape([ho, wo, n * cm, 1]);
-  const out = tf.depthwiseConv2d(xFold as tf.Tensor4D, kFold as tf.Tensor4D, [dh, dw], 'valid', 'NHWC', [sh, sw]);
+  // the input (batch folded into channels, the forward padding as its padding) with dy as the
+  // kernel, stride d and dilation s.
+  const [, h, w, cm] = xm.shape;
+  const xFold = batchToThirdAxis(xm).reshape([1, h, w, n * cm]);
+  const kFold = batchToThirdAxis(dy).reshape([ho, wo, n * cm, 1]);
+  const out = tf.depthwiseConv2d(xFold as tf.Tensor4D, kFold as tf.Tensor4D, [dh, dw], explicitPad(g), 'NHWC', [sh, sw]);
   return out.slice([0, 0, 0, 0], [1, kh, kw, n * cm]).reshape([kh, kw, n, cm]).sum(2).reshape([kh, kw, c, m]);
 }
 
