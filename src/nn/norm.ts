@@ -26,6 +26,47 @@ export class LayerNorm extends Module {
   }
 }
 
+/**
+ * Gradients of `y = xhat * w + b`, `xhat = (x - mean) * rstd`, with the statistics taken over
+ * `statAxes` and the affine parameters shared over `affineAxes`:
+ * `dx = rstd (g - mean(g) - xhat mean(g xhat))` (means over `statAxes`, `g = dy w`),
+ * `dw = sum(dy xhat)`, `db = sum(dy)` (sums over `affineAxes`).
+ * @param mean, rstd broadcastable to `x`
+ * @returns `[dx, dw, db]`
+ */
+function normalizedAffineGrads(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, w: tf.Tensor,
+  statAxes: number[], affineAxes: number[]): tf.Tensor[] {
+  const xh = tf.mul(tf.sub(x, mean), rstd);
+  const dw = tf.sum(tf.mul(dy, xh), affineAxes);
+  const db = tf.sum(dy, affineAxes);
+  const g = tf.mul(dy, w);
+  const centred = tf.sub(tf.sub(g, tf.mean(g, statAxes, true)), tf.mul(xh, tf.mean(tf.mul(g, xh), statAxes, true)));
+  return [tf.mul(centred, rstd), dw, db];
+}
+
+/**
+ * Runs `forward` (a normalisation over `statAxes` followed by `* w + b`) with the gradient of
+ * {@link normalizedAffineGrads}, keeping only `x`, `w` and the statistics for it; `forward`'s
+ * temporaries are freed as soon as it returns (they would otherwise live to the caller's tidy).
+ */
+function withNormGradient<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf.Tensor, statAxes: number[], affineAxes: number[],
+  forward: (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => { value: tf.Tensor; mean: tf.Tensor; rstd: tf.Tensor; temporaries: tf.Tensor[] }): T {
+  const run = tf.customGrad((...args: unknown[]) => {
+    const [xIn, w, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const { value, mean, rstd, temporaries } = forward(xIn, w, b);
+    save([xIn, mean, rstd, w]);
+    tf.dispose([mean, rstd, ...temporaries]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, mu, rs, ws] = saved;
+        return normalizedAffineGrads(dy, xs, mu, rs, ws, statAxes, affineAxes);
+      },
+    };
+  });
+  return run(x, weight, bias) as T;
+}
+
 /** `mean(t^2)` over `axis` (kept), the square freed at once. */
 function meanOfSquares(t: tf.Tensor, axis: number): tf.Tensor {
   const sq = tf.square(t);
@@ -42,32 +83,15 @@ function meanOfSquares(t: tf.Tensor, axis: number): tf.Tensor {
  */
 export function layerNormLastAxis<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf.Tensor, eps: number): T {
   const axis = x.rank - 1;
-  const run = tf.customGrad((...args: unknown[]) => {
-    const [xIn, w, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    // Each temporary is freed as soon as it is used (they would otherwise live to the caller's tidy).
+  const rows = Array.from({ length: axis }, (_, i) => i);
+  return withNormGradient(x, weight, bias, [axis], rows, (xIn, w, b) => {
     const mean = tf.mean(xIn, axis, true);
     const d = tf.sub(xIn, mean);
     const variance = meanOfSquares(d, axis);
     const rstd = chain(variance, (t) => tf.add(t, eps), (t) => tf.rsqrt(t));
     const value = chain(d, (t) => tf.mul(t, rstd), (t) => tf.mul(t, w), (t) => tf.add(t, b));
-    save([xIn, mean, rstd, w]);
-    tf.dispose([mean, d, variance, rstd]);
-    return {
-      value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, mu, rs, ws] = saved;
-        const xh = tf.mul(tf.sub(xs, mu), rs);
-        const rows = Array.from({ length: axis }, (_, i) => i);
-        const dw = tf.sum(tf.mul(dy, xh), rows);
-        const db = tf.sum(dy, rows);
-        // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * weight
-        const g = tf.mul(dy, ws);
-        const centred = tf.sub(tf.sub(g, tf.mean(g, axis, true)), tf.mul(xh, tf.mean(tf.mul(g, xh), axis, true)));
-        return [tf.mul(centred, rs), dw, db];
-      },
-    };
+    return { value, mean, rstd, temporaries: [d, variance] };
   });
-  return run(x, weight, bias) as T;
 }
 
 /**
@@ -106,31 +130,17 @@ export class BatchNorm2d extends Module {
    */
   private forwardTraining(x: tf.Tensor4D): tf.Tensor4D {
     const axes = [0, 1, 2];
-    const run = tf.customGrad((...args: unknown[]) => {
-      const [xIn, w, b, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    return withNormGradient(x, this.weight.value, this.bias.value, axes, axes, (xIn, w, b) => {
       const { mean, variance } = tf.moments(xIn, axes);
       // A checkpointed re-run (with_cp) sees the same batch again: its statistics count once.
       if (!isRecomputing()) tf.tidy(() => this.updateRunningStats(mean, variance, xIn.size / this.channels));
       const rstd = chain(variance, (t) => tf.add(t, this.eps), (t) => tf.rsqrt(t));
       const scale = tf.mul(w, rstd);
       const value = chain(xIn, (t) => tf.sub(t, mean), (t) => tf.mul(t, scale), (t) => tf.add(t, b));
-      save([xIn, mean, rstd, w]);
-      tf.dispose([mean, variance, rstd, scale]);
-      return {
-        value,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, mu, rs, ws] = saved;
-          const xh = tf.mul(tf.sub(xs, mu), rs);
-          const dw = tf.sum(tf.mul(dy, xh), axes);
-          const db = tf.sum(dy, axes);
-          // dx = weight * rstd * (dy - mean(dy) - xhat * mean(dy * xhat)), means over N, H, W
-          const centred = tf.sub(tf.sub(dy, tf.mean(dy, axes)), tf.mul(xh, tf.div(dw, xs.size / this.channels)));
-          return [tf.mul(centred, tf.mul(ws, rs)), dw, db];
-        },
-      };
+      return { value, mean, rstd, temporaries: [variance, scale] };
     });
-    return run(x, this.weight.value, this.bias.value) as tf.Tensor4D;
   }
+
 
   /** Running averages of the batch statistics over `n` values per channel. */
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
