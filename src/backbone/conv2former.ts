@@ -279,8 +279,9 @@ export class Conv2Former extends Module implements Backbone {
    */
   private stemForward(x: tf.Tensor4D): tf.Tensor4D {
     const stem = this.downsampleLayers.at(0);
-    const params = stem.trainableVariables();
-    if (!(this.withCp && stem.training && params.length > 0)) return stem.forward(x);
+    // Only a checkpointed, training stem needs its parameter list (a module walk per forward).
+    const params = this.withCp && stem.training ? stem.trainableVariables() : [];
+    if (params.length === 0) return stem.forward(x);
     return tf.tidy(() => recomputeInBackward((t) => stem.forward(t), x, params));
   }
 

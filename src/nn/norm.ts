@@ -141,7 +141,6 @@ export class BatchNorm2d extends Module {
     });
   }
 
-
   /** Running averages of the batch statistics over `n` values per channel. */
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
     const m = this.momentum;
