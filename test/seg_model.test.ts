@@ -77,8 +77,9 @@ for (const backend of ['cpu', 'wasm']) {
       manualSeed(1);
       const r = tf.randomNormal([2, 5, 7, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
       const w = tf.randomNormal([2, 8, 4, 3], 0, 1, 'float32', 4);
-      const A = tf.tensor2d(bilinearMatrix(8, 5), [8, 5]);
-      const B = tf.tensor2d(bilinearMatrix(4, 7), [4, 7]);
+      // applySeparable takes the maps as [in, out].
+      const A = tf.tensor2d(bilinearMatrix(8, 5), [8, 5]).transpose() as tf.Tensor2D;
+      const B = tf.tensor2d(bilinearMatrix(4, 7), [4, 7]).transpose() as tf.Tensor2D;
       assert.ok(maxAbs(resizeBilinear(r, [8, 4]), applySeparable(r, A, B)) < 1e-5);
       const g1 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(resizeBilinear(t as tf.Tensor4D, [8, 4]), w)))(r);
       const g2 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(applySeparable(t as tf.Tensor4D, A, B), w)))(r);

@@ -14,7 +14,11 @@ export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
       value: tf.matMul(aIn, bIn),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [as, bs] = saved as [tf.Tensor2D, tf.Tensor2D];
-        return [tf.matMul(dy as tf.Tensor2D, tf.transpose(bs)), tf.matMul(tf.transpose(as), dy as tf.Tensor2D)];
+        const g = dy as tf.Tensor2D;
+        // Aᵀ dY transposes A [M, K]; (dYᵀ A)ᵀ transposes dY [M, N] and a small [N, K]: transpose
+        // the narrower one (wasm transposes cost about as much as the matmul itself).
+        const db = as.shape[1] <= g.shape[1] ? tf.matMul(tf.transpose(as), g) : tf.transpose(tf.matMul(tf.transpose(g), as));
+        return [tf.matMul(g, tf.transpose(bs)), db];
       },
     };
   });
