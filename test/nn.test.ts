@@ -12,6 +12,13 @@ import '@tensorflow/tfjs-backend-wasm';
 import { Rng, globalRng, manualSeed } from '../src/nn/random.ts';
 import type { RawTensor } from '../src/io/tensor_data.ts';
 import { maxAbsDiff } from './helpers/fixtures.ts';
+import { setHostKernels } from '../src/kernels/host.ts';
+
+/** Bit-for-bit equal, or (`close`) within 1e-6 of each other. */
+function sameValues(a: tf.Tensor, b: tf.Tensor, close: boolean): void {
+  if (!close) assert.deepEqual(Array.from(a.dataSync()), Array.from(b.dataSync()));
+  else assert.ok(maxAbsDiff(a, b) < 1e-6, `max abs diff ${maxAbsDiff(a, b)}`);
+}
 
 await tf.setBackend('cpu');
 
@@ -91,55 +98,65 @@ test('loadStateDict: strict and non-strict, shape mismatch names the key', () =>
 });
 
 for (const backend of ['cpu', 'wasm']) {
-  test(`layerNormLastAxis: the autodiffed formula's value (bit for bit) and gradients (1e-5) on ${backend}`, async () => {
-    assert.ok(await tf.setBackend(backend));
-    const x = tf.randomNormal([2, 5, 3, 8], 0.5, 2, 'float32', 1);
-    const w = tf.randomNormal([8], 1, 0.5, 'float32', 2), b = tf.randomNormal([8], 0, 1, 'float32', 3);
-    const dy = tf.randomNormal([2, 5, 3, 8], 0, 1, 'float32', 4);
-    const textbook = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => {
-      const { mean, variance } = tf.moments(xi, 3, true);
-      return tf.add(tf.mul(tf.mul(tf.sub(xi, mean), tf.rsqrt(tf.add(variance, 1e-6))), wi), bi);
-    };
-    const ref = tf.grads(textbook)([x, w, b], dy);
-    const got = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => layerNormLastAxis(xi, wi, bi, 1e-6))([x, w, b], dy);
-    assert.deepEqual(Array.from(layerNormLastAxis(x, w, b, 1e-6).dataSync()), Array.from(textbook(x, w, b).dataSync()));
-    ['dx', 'dweight', 'dbias'].forEach((name, i) => {
-      const diff = maxAbsDiff(got[i], ref[i]);
-      assert.ok(diff < 1e-5, `${name}: max abs diff ${diff}`);
+  // The kernel chains reproduce the formula's kernels bit for bit; the fused kernels
+  // (src/kernels/norm.ts) sum in float64 in another order: within float32 rounding.
+  for (const fused of [false, true]) {
+    const label = fused ? ', fused kernels' : ', kernel chains';
+    const valueCheck = fused ? 'within 1e-6' : 'bit for bit';
+    test(`layerNormLastAxis: the autodiffed formula's value (${valueCheck}) and gradients (1e-5) on ${backend}${label}`, async () => {
+      assert.ok(await tf.setBackend(backend));
+      const prev = setHostKernels(fused);
+      const x = tf.randomNormal([2, 5, 3, 8], 0.5, 2, 'float32', 1);
+      const w = tf.randomNormal([8], 1, 0.5, 'float32', 2), b = tf.randomNormal([8], 0, 1, 'float32', 3);
+      const dy = tf.randomNormal([2, 5, 3, 8], 0, 1, 'float32', 4);
+      const textbook = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => {
+        const { mean, variance } = tf.moments(xi, 3, true);
+        return tf.add(tf.mul(tf.mul(tf.sub(xi, mean), tf.rsqrt(tf.add(variance, 1e-6))), wi), bi);
+      };
+      const ref = tf.grads(textbook)([x, w, b], dy);
+      const got = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => layerNormLastAxis(xi, wi, bi, 1e-6))([x, w, b], dy);
+      sameValues(layerNormLastAxis(x, w, b, 1e-6), textbook(x, w, b), fused);
+      ['dx', 'dweight', 'dbias'].forEach((name, i) => {
+        const diff = maxAbsDiff(got[i], ref[i]);
+        assert.ok(diff < 1e-5, `${name}: max abs diff ${diff}`);
+      });
+      tf.dispose([x, w, b, dy, ...ref, ...got]);
+      setHostKernels(prev);
+      await tf.setBackend('cpu');
     });
-    tf.dispose([x, w, b, dy, ...ref, ...got]);
-    await tf.setBackend('cpu');
-  });
 
-  test(`BatchNorm2d in training: the autodiffed formula's value (bit for bit), gradients (1e-5) and running stats on ${backend}`, async () => {
-    assert.ok(await tf.setBackend(backend));
-    const x = tf.randomNormal([3, 4, 5, 6], 0.5, 2, 'float32', 5) as tf.Tensor4D;
-    const dy = tf.randomNormal([3, 4, 5, 6], 0, 1, 'float32', 6);
-    const bn = new BatchNorm2d(6).train();
-    bn.weight.variable.assign(tf.randomNormal([6], 1, 0.5, 'float32', 7));
-    bn.bias.variable.assign(tf.randomNormal([6], 0, 1, 'float32', 8));
-    const [w, b] = [bn.weight.variable, bn.bias.variable];
-    const textbook = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => {
-      const { mean, variance } = tf.moments(xi, [0, 1, 2]);
-      return tf.add(tf.mul(tf.sub(xi, mean), tf.mul(wi, tf.rsqrt(tf.add(variance, 1e-5)))), bi);
-    };
-    const ref = tf.grads(textbook)([x, w, b], dy);
-    const got = tf.grads((xi: tf.Tensor) => bn.forward(xi as tf.Tensor4D))([x], dy);
-    const wb = tf.variableGrads(() => tf.sum(tf.mul(bn.forward(x), dy)) as tf.Scalar, [w, b]);
-    assert.deepEqual(Array.from(tf.tidy(() => bn.forward(x)).dataSync()), Array.from(tf.tidy(() => textbook(x, w, b)).dataSync()));
-    for (const [name, g, r] of [['dx', got[0], ref[0]], ['dweight', wb.grads[w.name], ref[1]], ['dbias', wb.grads[b.name], ref[2]]] as const) {
-      const diff = maxAbsDiff(g, r);
-      assert.ok(diff < 1e-5, `${name}: max abs diff ${diff}`);
-    }
-    // Three training forwards: the running mean moved three times towards the batch mean.
-    assert.equal(bn.numBatchesTracked.value, 3);
-    const batchMean = tf.tidy(() => tf.mean(x, [0, 1, 2]));
-    const expected = tf.tidy(() => tf.mul(batchMean, 1 - 0.9 ** 3));
-    assert.ok(maxAbsDiff(bn.runningMean.value, expected) < 1e-6);
-    tf.dispose([x, dy, ...ref, ...got, wb.value, ...Object.values(wb.grads), batchMean, expected]);
-    bn.dispose();
-    await tf.setBackend('cpu');
-  });
+    test(`BatchNorm2d in training: the autodiffed formula's value (${valueCheck}), gradients (1e-5) and running stats on ${backend}${label}`, async () => {
+      assert.ok(await tf.setBackend(backend));
+      const prev = setHostKernels(fused);
+      const x = tf.randomNormal([3, 4, 5, 6], 0.5, 2, 'float32', 5) as tf.Tensor4D;
+      const dy = tf.randomNormal([3, 4, 5, 6], 0, 1, 'float32', 6);
+      const bn = new BatchNorm2d(6).train();
+      bn.weight.variable.assign(tf.randomNormal([6], 1, 0.5, 'float32', 7));
+      bn.bias.variable.assign(tf.randomNormal([6], 0, 1, 'float32', 8));
+      const [w, b] = [bn.weight.variable, bn.bias.variable];
+      const textbook = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => {
+        const { mean, variance } = tf.moments(xi, [0, 1, 2]);
+        return tf.add(tf.mul(tf.sub(xi, mean), tf.mul(wi, tf.rsqrt(tf.add(variance, 1e-5)))), bi);
+      };
+      const ref = tf.grads(textbook)([x, w, b], dy);
+      const got = tf.grads((xi: tf.Tensor) => bn.forward(xi as tf.Tensor4D))([x], dy);
+      const wb = tf.variableGrads(() => tf.sum(tf.mul(bn.forward(x), dy)) as tf.Scalar, [w, b]);
+      sameValues(tf.tidy(() => bn.forward(x)), tf.tidy(() => textbook(x, w, b)), fused);
+      for (const [name, g, r] of [['dx', got[0], ref[0]], ['dweight', wb.grads[w.name], ref[1]], ['dbias', wb.grads[b.name], ref[2]]] as const) {
+        const diff = maxAbsDiff(g, r);
+        assert.ok(diff < 1e-5, `${name}: max abs diff ${diff}`);
+      }
+      // Three training forwards: the running mean moved three times towards the batch mean.
+      assert.equal(bn.numBatchesTracked.value, 3);
+      const batchMean = tf.tidy(() => tf.mean(x, [0, 1, 2]));
+      const expected = tf.tidy(() => tf.mul(batchMean, 1 - 0.9 ** 3));
+      assert.ok(maxAbsDiff(bn.runningMean.value, expected) < 1e-6);
+      tf.dispose([x, dy, ...ref, ...got, wb.value, ...Object.values(wb.grads), batchMean, expected]);
+      bn.dispose();
+      setHostKernels(prev);
+      await tf.setBackend('cpu');
+    });
+  }
 }
 
 test('LayerNorm and GroupNorm equal the textbook formulas', () => {

@@ -5,6 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import { Module, type CounterState, type TensorState } from './module.ts';
 import { isRecomputing } from './recompute.ts';
 import { chain } from './frugal.ts';
+import { hostKernelsAvailable } from '../kernels/host.ts';
+import { batchNormBackward, batchNormForward, layerNormBackward, layerNormForward } from '../kernels/norm.ts';
 
 /**
  * LayerNorm over the last (channel) axis: the official code's `LayerNorm(data_format=channels_first)`
@@ -44,13 +46,24 @@ function normalizedAffineGrads(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, rst
   return [tf.mul(centred, rstd), dw, db];
 }
 
+/** What a normalisation's forward leaves for its gradient. */
+interface NormForward {
+  value: tf.Tensor;
+  mean: tf.Tensor;
+  rstd: tf.Tensor;
+  /** Freed as soon as the forward returns (they would otherwise live to the caller's tidy). */
+  temporaries: tf.Tensor[];
+}
+
+/** `[dx, dw, db]` from `dy` and what the forward saved. */
+type NormBackward = (dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, w: tf.Tensor) => tf.Tensor[];
+
 /**
- * Runs `forward` (a normalisation over `statAxes` followed by `* w + b`) with the gradient of
- * {@link normalizedAffineGrads}, keeping only `x`, `w` and the statistics for it; `forward`'s
- * temporaries are freed as soon as it returns (they would otherwise live to the caller's tidy).
+ * Runs `forward` (a normalisation followed by `* w + b`) with `backward` as its gradient, keeping
+ * only `x`, `w` and the statistics for it.
  */
-function withNormGradient<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf.Tensor, statAxes: number[], affineAxes: number[],
-  forward: (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => { value: tf.Tensor; mean: tf.Tensor; rstd: tf.Tensor; temporaries: tf.Tensor[] }): T {
+function withNormGradient<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf.Tensor,
+  forward: (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => NormForward, backward: NormBackward): T {
   const run = tf.customGrad((...args: unknown[]) => {
     const [xIn, w, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const { value, mean, rstd, temporaries } = forward(xIn, w, b);
@@ -60,7 +73,7 @@ function withNormGradient<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, mu, rs, ws] = saved;
-        return normalizedAffineGrads(dy, xs, mu, rs, ws, statAxes, affineAxes);
+        return backward(dy, xs, mu, rs, ws);
       },
     };
   });
@@ -82,16 +95,22 @@ function meanOfSquares(t: tf.Tensor, axis: number): tf.Tensor {
  * @param x `[..., C]`; `weight`, `bias` `[C]`
  */
 export function layerNormLastAxis<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf.Tensor, eps: number): T {
+  if (hostKernelsAvailable()) {
+    return withNormGradient(x, weight, bias, (xIn, w, b) => {
+      const { y, mean, rstd } = layerNormForward(xIn, w, b, eps);
+      return { value: y, mean, rstd, temporaries: [] };
+    }, layerNormBackward);
+  }
   const axis = x.rank - 1;
   const rows = Array.from({ length: axis }, (_, i) => i);
-  return withNormGradient(x, weight, bias, [axis], rows, (xIn, w, b) => {
+  return withNormGradient(x, weight, bias, (xIn, w, b) => {
     const mean = tf.mean(xIn, axis, true);
     const d = tf.sub(xIn, mean);
     const variance = meanOfSquares(d, axis);
     const rstd = chain(variance, (t) => tf.add(t, eps), (t) => tf.rsqrt(t));
     const value = chain(d, (t) => tf.mul(t, rstd), (t) => tf.mul(t, w), (t) => tf.add(t, b));
     return { value, mean, rstd, temporaries: [d, variance] };
-  });
+  }, (dy, xs, mu, rs, ws) => normalizedAffineGrads(dy, xs, mu, rs, ws, [axis], rows));
 }
 
 /**
@@ -129,16 +148,26 @@ export class BatchNorm2d extends Module {
    * the kernels autodiff's version ran, so its values are the same.
    */
   private forwardTraining(x: tf.Tensor4D): tf.Tensor4D {
+    // A checkpointed re-run (with_cp) sees the same batch again: its statistics count once.
+    const track = (mean: tf.Tensor, variance: tf.Tensor, n: number) => {
+      if (!isRecomputing()) tf.tidy(() => this.updateRunningStats(mean, variance, n));
+    };
+    if (hostKernelsAvailable()) {
+      return withNormGradient(x, this.weight.value, this.bias.value, (xIn, w, b) => {
+        const { y, mean, variance, rstd } = batchNormForward(xIn, w, b, this.eps);
+        track(mean, variance, xIn.size / this.channels);
+        return { value: y, mean, rstd, temporaries: [variance] };
+      }, batchNormBackward);
+    }
     const axes = [0, 1, 2];
-    return withNormGradient(x, this.weight.value, this.bias.value, axes, axes, (xIn, w, b) => {
+    return withNormGradient(x, this.weight.value, this.bias.value, (xIn, w, b) => {
       const { mean, variance } = tf.moments(xIn, axes);
-      // A checkpointed re-run (with_cp) sees the same batch again: its statistics count once.
-      if (!isRecomputing()) tf.tidy(() => this.updateRunningStats(mean, variance, xIn.size / this.channels));
+      track(mean, variance, xIn.size / this.channels);
       const rstd = chain(variance, (t) => tf.add(t, this.eps), (t) => tf.rsqrt(t));
       const scale = tf.mul(w, rstd);
       const value = chain(xIn, (t) => tf.sub(t, mean), (t) => tf.mul(t, scale), (t) => tf.add(t, b));
       return { value, mean, rstd, temporaries: [variance, scale] };
-    });
+    }, (dy, xs, mu, rs, ws) => normalizedAffineGrads(dy, xs, mu, rs, ws, axes, axes));
   }
 
   /** Running averages of the batch statistics over `n` values per channel. */

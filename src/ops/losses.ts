@@ -13,6 +13,8 @@
  * Log-softmax is the numerically stable `x - max - log(sum(exp(x - max)))` (tf.logSoftmax).
  */
 import * as tf from '@tensorflow/tfjs';
+import { hostKernelsAvailable } from '../kernels/host.ts';
+import { labelLogSoftmax } from '../kernels/softmax.ts';
 
 export interface CrossEntropyOptions {
   ignoreIndex?: number;
@@ -35,7 +37,10 @@ export function labelLogProbs(logits: tf.Tensor, labels: tf.Tensor, ignoreIndex:
   const flatLabels = labels.reshape([-1]).toInt();
   const valid = tf.notEqual(flatLabels, ignoreIndex) as tf.Tensor1D;
   const safe = tf.where(valid, flatLabels, tf.zerosLike(flatLabels)) as tf.Tensor1D;
-  const logp = tf.sum(tf.mul(tf.logSoftmax(logits.reshape([-1, c]), -1), tf.oneHot(safe, c)), -1) as tf.Tensor1D;
+  const flat = logits.reshape([-1, c]) as tf.Tensor2D;
+  const logp = hostKernelsAvailable()
+    ? labelLogSoftmax(flat, safe)
+    : tf.sum(tf.mul(tf.logSoftmax(flat, -1), tf.oneHot(safe, c)), -1) as tf.Tensor1D;
   return { logp, valid, safe };
 }
 

@@ -1,0 +1,65 @@
+/**
+ * Kernels written in JavaScript over the backend's own memory: the `cpu` backend's value arrays and
+ * the `wasm` backend's heap. tfjs runs a LayerNorm, a GELU or a softmax cross-entropy as chains of
+ * 5-15 element-wise kernels, each one pass over memory plus its dispatch cost, most of them
+ * single-threaded on wasm; one fused loop here does the same work in one or two passes. Other
+ * backends (tfjs-node, webgl) keep the kernel chains: callers check {@link hostKernelsAvailable}.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Typed views of a kernel's inputs (by dtype) and of its freshly allocated float32 outputs. */
+export type HostArray = Float32Array | Int32Array | Uint8Array;
+
+interface HostBackend {
+  makeOutput?(shape: number[], dtype: tf.DataType): tf.TensorInfo; // wasm (cpu's has another signature)
+  typedArrayFromHeap?(info: tf.TensorInfo): HostArray; // wasm
+  makeTensorInfo?(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo; // cpu
+  data?: { get(dataId: object): { values?: unknown } | undefined }; // cpu
+}
+
+let enabled = process.env.C2F_HOST_KERNELS !== '0';
+
+/**
+ * Turns the fused kernels on or off (default on; `C2F_HOST_KERNELS=0` starts with them off): off,
+ * every op runs its tfjs kernel chain, for comparisons and benchmarks. Returns the previous setting.
+ */
+export function setHostKernels(on: boolean): boolean {
+  const prev = enabled;
+  enabled = on;
+  return prev;
+}
+
+/** True where the fused kernels run: they are on and the active backend is `cpu` or `wasm`. */
+export function hostKernelsAvailable(): boolean {
+  const name = tf.getBackend();
+  return enabled && (name === 'cpu' || name === 'wasm');
+}
+
+function view(backend: HostBackend, t: tf.TensorInfo): HostArray {
+  if (tf.getBackend() === 'wasm') return backend.typedArrayFromHeap!(t);
+  const values = backend.data?.get(t.dataId)?.values;
+  if (values instanceof Float32Array || values instanceof Int32Array || values instanceof Uint8Array) return values;
+  // Some cpu kernels leave plain arrays: read a typed copy (inputs only; outputs are ours).
+  if (Array.isArray(values)) return t.dtype === 'float32' ? Float32Array.from(values as number[]) : Int32Array.from(values as number[]);
+  throw new Error(`runOnHost: no typed values for a ${t.dtype} tensor on ${tf.getBackend()} (${Object.prototype.toString.call(values)})`);
+}
+
+/**
+ * Allocates float32 outputs of `outShapes` and runs `fn` on views of `inputs` and of the outputs,
+ * which `fn` must fill completely (wasm memory comes uninitialised). Inputs are read-only.
+ * @returns the outputs as tensors, tracked by the engine like any kernel's (tidy, tensor counts).
+ */
+export function runOnHost(inputs: tf.Tensor[], outShapes: number[][], fn: (ins: HostArray[], outs: Float32Array[]) => void): tf.Tensor[] {
+  const backend = tf.backend() as unknown as HostBackend;
+  const wasm = tf.getBackend() === 'wasm';
+  const infos = outShapes.map((shape) => wasm
+    ? backend.makeOutput!(shape, 'float32')
+    : backend.makeTensorInfo!(shape, 'float32', new Float32Array(tf.util.sizeFromShape(shape))));
+  // Views only after the last allocation: allocating may grow (move) the wasm heap.
+  const ins = inputs.map((t) => view(backend, t));
+  const outs = infos.map((info) => view(backend, info) as Float32Array);
+  const engine = tf.engine();
+  const tensors = infos.map((info) => engine.makeTensorFromTensorInfo(info));
+  fn(ins, outs);
+  return tensors;
+}

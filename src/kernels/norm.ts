@@ -1,0 +1,137 @@
+/**
+ * Fused normalisation kernels on cpu/wasm memory (see host.ts): LayerNorm over the last axis and
+ * BatchNorm's batch statistics over all but the last axis, each forward in one call and its
+ * gradient in one call. Sums run in float64, results are stored as float32.
+ *
+ * Both see x as `[R, C]` rows of channels (NHWC flattened): LayerNorm normalises each row, BatchNorm
+ * each column. The gradient of `y = xhat * w + b`, `xhat = (x - mean) * rstd`:
+ * `dx = rstd (g - mean(g) - xhat mean(g xhat))` with `g = dy w` and means over the normalised
+ * axis; `dw = sum(dy xhat)`, `db = sum(dy)` over the other axis.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { runOnHost } from './host.ts';
+
+/**
+ * LayerNorm over the last axis.
+ * @param x `[..., C]`; `w`, `b` `[C]`
+ * @returns `y` like x, `mean` and `rstd` `[R]` (R = x.size / C)
+ */
+export function layerNormForward(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): { y: tf.Tensor; mean: tf.Tensor; rstd: tf.Tensor } {
+  const c = x.shape[x.rank - 1];
+  const rows = x.size / c;
+  const [y, mean, rstd] = runOnHost([x, w, b], [x.shape, [rows], [rows]], ([xv, wv, bv], [yv, mv, rv]) => {
+    for (let r = 0, o = 0; r < rows; r++, o += c) {
+      let s = 0;
+      for (let k = 0; k < c; k++) s += xv[o + k];
+      const mu = s / c;
+      let ss = 0;
+      for (let k = 0; k < c; k++) {
+        const d = xv[o + k] - mu;
+        ss += d * d;
+      }
+      const rs = 1 / Math.sqrt(ss / c + eps);
+      for (let k = 0; k < c; k++) yv[o + k] = (xv[o + k] - mu) * rs * wv[k] + bv[k];
+      mv[r] = mu;
+      rv[r] = rs;
+    }
+  });
+  return { y, mean, rstd };
+}
+
+/**
+ * Gradient of {@link layerNormForward}.
+ * @returns `[dx, dw, db]`
+ */
+export function layerNormBackward(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, w: tf.Tensor): tf.Tensor[] {
+  const c = x.shape[x.rank - 1];
+  const rows = x.size / c;
+  return runOnHost([dy, x, mean, rstd, w], [x.shape, [c], [c]], ([gv, xv, mv, rv, wv], [dxv, dwv, dbv]) => {
+    const dw = new Float64Array(c), db = new Float64Array(c);
+    for (let r = 0, o = 0; r < rows; r++, o += c) {
+      const mu = mv[r], rs = rv[r];
+      let sg = 0, sgx = 0;
+      for (let k = 0; k < c; k++) {
+        const dyk = gv[o + k];
+        const xh = (xv[o + k] - mu) * rs;
+        const g = dyk * wv[k];
+        sg += g;
+        sgx += g * xh;
+        dw[k] += dyk * xh;
+        db[k] += dyk;
+      }
+      const mg = sg / c, mgx = sgx / c;
+      for (let k = 0; k < c; k++) {
+        const xh = (xv[o + k] - mu) * rs;
+        dxv[o + k] = rs * (gv[o + k] * wv[k] - mg - xh * mgx);
+      }
+    }
+    dwv.set(dw);
+    dbv.set(db);
+  });
+}
+
+/**
+ * BatchNorm with batch statistics over every axis but the last.
+ * @param x `[..., C]`; `w`, `b` `[C]`
+ * @returns `y` like x; `mean`, biased `variance` and `rstd` `[C]`
+ */
+export function batchNormForward(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor; rstd: tf.Tensor } {
+  const c = x.shape[x.rank - 1];
+  const rows = x.size / c;
+  const [y, mean, variance, rstd] = runOnHost([x, w, b], [x.shape, [c], [c], [c]], ([xv, wv, bv], [yv, mv, vv, rv]) => {
+    const s = new Float64Array(c), ss = new Float64Array(c);
+    for (let o = 0; o < xv.length; o += c) for (let k = 0; k < c; k++) s[k] += xv[o + k];
+    for (let k = 0; k < c; k++) s[k] /= rows;
+    for (let o = 0; o < xv.length; o += c) {
+      for (let k = 0; k < c; k++) {
+        const d = xv[o + k] - s[k];
+        ss[k] += d * d;
+      }
+    }
+    const scale = new Float64Array(c), shift = new Float64Array(c);
+    for (let k = 0; k < c; k++) {
+      const v = ss[k] / rows;
+      const rs = 1 / Math.sqrt(v + eps);
+      mv[k] = s[k];
+      vv[k] = v;
+      rv[k] = rs;
+      scale[k] = rs * wv[k];
+      shift[k] = bv[k] - s[k] * scale[k];
+    }
+    for (let o = 0; o < xv.length; o += c) for (let k = 0; k < c; k++) yv[o + k] = xv[o + k] * scale[k] + shift[k];
+  });
+  return { y, mean, variance, rstd };
+}
+
+/**
+ * Gradient of {@link batchNormForward}.
+ * @returns `[dx, dw, db]`
+ */
+export function batchNormBackward(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, w: tf.Tensor): tf.Tensor[] {
+  const c = x.shape[x.rank - 1];
+  const rows = x.size / c;
+  return runOnHost([dy, x, mean, rstd, w], [x.shape, [c], [c]], ([gv, xv, mv, rv, wv], [dxv, dwv, dbv]) => {
+    const sdy = new Float64Array(c), sdyx = new Float64Array(c);
+    for (let o = 0; o < xv.length; o += c) {
+      for (let k = 0; k < c; k++) {
+        const d = gv[o + k];
+        sdy[k] += d;
+        sdyx[k] += d * (xv[o + k] - mv[k]) * rv[k];
+      }
+    }
+    const a = new Float64Array(c), m1 = new Float64Array(c), m2 = new Float64Array(c);
+    for (let k = 0; k < c; k++) {
+      a[k] = rv[k] * wv[k];
+      m1[k] = sdy[k] / rows;
+      m2[k] = sdyx[k] / rows;
+      dwv[k] = sdyx[k];
+      dbv[k] = sdy[k];
+    }
+    for (let o = 0; o < xv.length; o += c) {
+      for (let k = 0; k < c; k++) {
+        const xh = (xv[o + k] - mv[k]) * rv[k];
+        dxv[o + k] = a[k] * (gv[o + k] - m1[k] - xh * m2[k]);
+      }
+    }
+  });
+}
