@@ -1,6 +1,6 @@
 /**
  * Activations. GELU is the exact erf form (PyTorch's default), with a hand-written gradient so that
- * backprop keeps one saved tensor instead of the five intermediates of the autodiffed formula.
+ * backprop keeps two saved tensors (x, Φ(x)) instead of the five intermediates of the autodiffed formula.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module.ts';
@@ -18,19 +18,20 @@ function normalCdf(x: tf.Tensor): tf.Tensor {
 export function gelu<T extends tf.Tensor>(x: T): T {
   const run = tf.customGrad((...args: unknown[]) => {
     const [xIn, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    save([xIn]);
     const cdf = normalCdf(xIn);
+    // Φ(x) is saved with x: the gradient needs it, and recomputing it cost an Erf pass (a
+    // single-threaded kernel on wasm) per GELU. Same values as recomputed, one more saved tensor.
+    save([xIn, cdf]);
     const value = tf.mul(xIn, cdf);
     cdf.dispose();
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const xs = saved[0];
+        const [xs, cdfB] = saved;
         // d/dx [x Φ(x)] = Φ(x) + x φ(x)
         const xPhi = chain(xs, (t) => tf.square(t), (t) => tf.mul(-0.5, t), (t) => tf.exp(t), (t) => tf.mul(INV_SQRT_2PI, t), (t) => tf.mul(xs, t));
-        const cdfB = normalCdf(xs);
         const slope = tf.add(cdfB, xPhi);
-        tf.dispose([cdfB, xPhi]);
+        xPhi.dispose();
         const dx = tf.mul(dy, slope);
         slope.dispose();
         return [dx];

@@ -6,7 +6,7 @@ import { Module, type CounterState, type TensorState } from './module.ts';
 import { isRecomputing } from './recompute.ts';
 import { chain } from './frugal.ts';
 import { hostKernelsAvailable } from '../kernels/host.ts';
-import { batchNormBackward, batchNormForward, layerNormBackward, layerNormForward } from '../kernels/norm.ts';
+import { batchNormBackward, batchNormForward, fusedNormPays, layerNormBackward, layerNormForward } from '../kernels/norm.ts';
 
 /**
  * LayerNorm over the last (channel) axis: the official code's `LayerNorm(data_format=channels_first)`
@@ -95,7 +95,7 @@ function meanOfSquares(t: tf.Tensor, axis: number): tf.Tensor {
  * @param x `[..., C]`; `weight`, `bias` `[C]`
  */
 export function layerNormLastAxis<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf.Tensor, eps: number): T {
-  if (hostKernelsAvailable()) {
+  if (hostKernelsAvailable() && fusedNormPays('layer', x.shape)) {
     return withNormGradient(x, weight, bias, (xIn, w, b) => {
       const { y, mean, rstd } = layerNormForward(xIn, w, b, eps);
       return { value: y, mean, rstd, temporaries: [] };
@@ -152,7 +152,7 @@ export class BatchNorm2d extends Module {
     const track = (mean: tf.Tensor, variance: tf.Tensor, n: number) => {
       if (!isRecomputing()) tf.tidy(() => this.updateRunningStats(mean, variance, n));
     };
-    if (hostKernelsAvailable()) {
+    if (hostKernelsAvailable() && fusedNormPays('batch', x.shape)) {
       return withNormGradient(x, this.weight.value, this.bias.value, (xIn, w, b) => {
         const { y, mean, variance, rstd } = batchNormForward(xIn, w, b, this.eps);
         track(mean, variance, xIn.size / this.channels);
