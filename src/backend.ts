@@ -8,6 +8,7 @@
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { patchForWasmThreads, unrefWasmWorkers } from './wasm_threads.ts';
+import { nativeKernelsStatus, registerNativeKernels } from './kernels/native.ts';
 
 /** Backend names a user may ask for. `auto` takes the fastest one that loads. */
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -126,9 +127,13 @@ export async function initBackend(name: string = 'auto', opts: { quiet?: boolean
     active = tf.getBackend();
   }
   await tf.ready();
+  if (active === 'wasm') registerNativeKernels(wasmThreads());
   if (!announced && !opts.quiet) {
     const n = wasmThreads();
-    const pool = active === 'wasm' ? ` (${n} thread${n > 1 ? 's' : ''})` : '';
+    const native = nativeKernelsStatus();
+    const pool = active === 'wasm'
+      ? ` (${n} thread${n > 1 ? 's' : ''}; native kernels ${native.active ? 'on' : `off: ${native.why}`})`
+      : '';
     process.stderr.write(`[c2f] tfjs backend: ${active}${pool}\n`);
     announced = true;
   }

@@ -33,6 +33,19 @@ interface TapeState {
  * The nodes on a path from any of `xs` to `y`, in tape order, each with only the inputs that
  * depend on `xs` (the inputs whose gradients are needed).
  */
+/** Input names (customGrad: '0', '1', ...) of the node whose gradient is being computed, if known. */
+let neededInputs: Set<string> | null = null;
+
+/**
+ * Whether input `index` of the custom-gradient op whose gradient function is running needs its
+ * gradient: false for inputs no trained variable depends on (the image into the first conv), whose
+ * gradient the backward pass would compute and throw away. True where unknown (tfjs's own
+ * `tf.grad`). A gradient function may return any float32 tensor of the input's shape for those.
+ */
+export function inputNeedsGradient(index: number): boolean {
+  return neededInputs === null || neededInputs.has(String(index));
+}
+
 function nodesFromXsToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNode[] {
   const fromX = new Set(xs.map((x) => x.id));
   const nodeFromX = new Set<number>();
@@ -69,8 +82,16 @@ export function gradientsFreeing(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Te
   const engine = tf.engine();
   const state = engine.state as unknown as TapeState;
   if (state.gradientDepth > 0 || state.kernelDepth > 0) {
-    const { value, grads } = engine.gradients(f, xs, dy, true);
-    return { value, grads };
+    // Nested in a gradient function (a checkpointed re-run): tfjs's backprop, which does not say
+    // which inputs it needs.
+    const outer = neededInputs;
+    neededInputs = null;
+    try {
+      const { value, grads } = engine.gradients(f, xs, dy, true);
+      return { value, grads };
+    } finally {
+      neededInputs = outer;
+    }
   }
   const outerTape = state.activeTape;
   state.activeTape = [];
@@ -121,7 +142,13 @@ function backward(nodes: TapeNode[], xs: tf.Tensor[], y: tf.Tensor, dy: tf.Tenso
     // One tidy around the gradient function AND its per-input closures: a custom gradient
     // (customGrad) computes everything when called, and its temporaries must not outlive this node.
     const dxs = tf.tidy(() => {
-      const inputGrads = node.gradient!(node.outputs.map((o) => acc.get(o.id) ?? null));
+      neededInputs = new Set(entries.map(([name]) => name));
+      let inputGrads: Record<string, () => tf.Tensor>;
+      try {
+        inputGrads = node.gradient!(node.outputs.map((o) => acc.get(o.id) ?? null));
+      } finally {
+        neededInputs = null;
+      }
       return entries.map(([name]) => {
         if (!(name in inputGrads)) throw new Error(`gradientsFreeing: kernel ${node.kernelName} gives no gradient for input '${name}'`);
         return inputGrads[name]();

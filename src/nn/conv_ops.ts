@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matMul } from './matmul.ts';
+import { inputNeedsGradient } from './backprop.ts';
 
 /** Convolution geometry, PyTorch-style explicit symmetric or asymmetric padding. */
 export interface ConvGeometry {
@@ -125,7 +126,10 @@ function convWithGrads(k: ConvKernels, x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGe
       value: k.forward(xIn, wIn, g),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
-        return [k.inputGrad(dy as tf.Tensor4D, ws, xs.shape, g), k.filterGrad(xs, dy as tf.Tensor4D, ws.shape, g)];
+        // The image into the first conv needs no gradient (nor a frozen weight): skip what nothing reads.
+        const dx = inputNeedsGradient(0) ? k.inputGrad(dy as tf.Tensor4D, ws, xs.shape, g) : tf.zeros(xs.shape);
+        const dw = inputNeedsGradient(1) ? k.filterGrad(xs, dy as tf.Tensor4D, ws.shape, g) : tf.zeros(ws.shape);
+        return [dx, dw];
       },
     };
   });

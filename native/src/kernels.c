@@ -1,0 +1,210 @@
+/*
+ * Native kernels for the tfjs wasm backend (see src/kernels/native.ts): they read and write the
+ * backend's tensors in place, through Float32Array views of the wasm heap, with OpenBLAS's sgemm
+ * and OpenMP loops built for this machine's vector units. All arrays are row-major float32.
+ *
+ *   gemm(transA, transB, batch, m, n, k, a, strideA, b, strideB, c)   c[i] = op(a[i]) op(b[i])
+ *   conv2d(x, w, y, dims[15])      NHWC convolution, w [kh, kw, cin, cout] (im2col + sgemm)
+ *   depthwise(x, w, y, dims[14])   NHWC depthwise convolution, w [kh, kw, c, 1]
+ *   unary(op, x, y)                op 0: exp, 1: erf
+ *   setThreads(n)                 OpenMP threads (OpenBLAS itself stays single-threaded)
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+#include <cblas.h>
+#include <node_api.h>
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "c2f_native: bad arguments to " #call); return NULL; } } while (0)
+
+static float *f32(napi_env env, napi_value v, size_t *len) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float32_array) return NULL;
+  if (len) *len = length;
+  return (float *)data;
+}
+
+static int i32(napi_env env, napi_value v) {
+  int32_t r = 0;
+  napi_get_value_int32(env, v, &r);
+  return r;
+}
+
+static napi_value get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_error(env, NULL, "c2f_native: too few arguments");
+    return NULL;
+  }
+  return argv[0];
+}
+
+/* Parallel regions only for work worth waking the threads for (multiply-adds). */
+#define PARALLEL_MIN_MACS 200000L
+
+static napi_value gemm(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  if (!get_args(env, info, 11, argv)) return NULL;
+  bool ta, tb;
+  CHECK(napi_get_value_bool(env, argv[0], &ta));
+  CHECK(napi_get_value_bool(env, argv[1], &tb));
+  const int batch = i32(env, argv[2]), m = i32(env, argv[3]), n = i32(env, argv[4]), k = i32(env, argv[5]);
+  const long sa = i32(env, argv[7]), sb = i32(env, argv[9]);
+  float *a = f32(env, argv[6], NULL), *b = f32(env, argv[8], NULL), *c = f32(env, argv[10], NULL);
+  if (!a || !b || !c) { napi_throw_error(env, NULL, "c2f_native.gemm: expected Float32Arrays"); return NULL; }
+  /* OpenBLAS runs single-threaded (its own pool spins between calls and starves the wasm
+   * backend's threads); the rows of each product are split over OpenMP threads instead. */
+  const int threads = omp_get_max_threads();
+  const long macs = (long)batch * m * n * k;
+  const int parts = macs >= PARALLEL_MIN_MACS && m >= 2 * threads ? threads : 1;
+  const int rows = (m + parts - 1) / parts;
+#pragma omp parallel for collapse(2) schedule(static) if (parts > 1)
+  for (int i = 0; i < batch; i++) {
+    for (int p = 0; p < parts; p++) {
+      const int r0 = p * rows, nr = m - r0 < rows ? m - r0 : rows;
+      if (nr <= 0) continue;
+      const float *ai = a + i * sa + (ta ? r0 : (long)r0 * k);
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, nr, n, k, 1.0f,
+                  ai, ta ? m : k, b + i * sb, tb ? k : n, 0.0f, c + ((long)i * m + r0) * n, n);
+    }
+  }
+  return NULL;
+}
+
+/* dims: n, h, w, cin, kh, kw, cout, sh, sw, padTop, padLeft, dh, dw, ho, wo */
+static napi_value conv2d(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  float *x = f32(env, argv[0], NULL), *w = f32(env, argv[1], NULL), *y = f32(env, argv[2], NULL);
+  int32_t *d;
+  size_t dl;
+  napi_typedarray_type type;
+  CHECK(napi_get_typedarray_info(env, argv[3], &type, &dl, (void **)&d, NULL, NULL));
+  if (!x || !w || !y || type != napi_int32_array || dl < 15) { napi_throw_error(env, NULL, "c2f_native.conv2d: bad arguments"); return NULL; }
+  const int n = d[0], h = d[1], wd = d[2], cin = d[3], kh = d[4], kw = d[5], cout = d[6];
+  const int sh = d[7], sw = d[8], pt = d[9], pl = d[10], dh = d[11], dw = d[12], ho = d[13], wo = d[14];
+  const long rows = (long)n * ho * wo, K = (long)kh * kw * cin;
+  /* Each thread takes a contiguous share of the output rows and builds their patches in chunks
+   * that stay under ~4 MB (bounded memory), then one sgemm per chunk. */
+  const int threads = rows * K * cout >= PARALLEL_MIN_MACS ? omp_get_max_threads() : 1;
+  long chunk = (4L << 20) / (4 * K);
+  if (chunk < 16) chunk = 16;
+  int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(|:failed)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const long lo = rows * t / nt, hi = rows * (t + 1) / nt;
+    float *col = (float *)malloc(sizeof(float) * (chunk < hi - lo ? chunk : (hi - lo > 0 ? hi - lo : 1)) * K);
+    if (!col) failed = 1;
+    for (long r0 = lo; col && r0 < hi; r0 += chunk) {
+      const long nr = hi - r0 < chunk ? hi - r0 : chunk;
+      for (long r = 0; r < nr; r++) {
+        const long g = r0 + r;
+        const int ox = (int)(g % wo), oy = (int)((g / wo) % ho), bi = (int)(g / ((long)wo * ho));
+        float *dst = col + r * K;
+        for (int ky = 0; ky < kh; ky++) {
+          const int iy = oy * sh - pt + ky * dh;
+          for (int kx = 0; kx < kw; kx++, dst += cin) {
+            const int ix = ox * sw - pl + kx * dw;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= wd) memset(dst, 0, sizeof(float) * cin);
+            else memcpy(dst, x + (((long)bi * h + iy) * wd + ix) * cin, sizeof(float) * cin);
+          }
+        }
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, cout, (int)K, 1.0f, col, (int)K, w, cout, 0.0f, y + r0 * cout, cout);
+    }
+    free(col);
+  }
+  if (failed) { napi_throw_error(env, NULL, "c2f_native.conv2d: out of memory"); return NULL; }
+  return NULL;
+}
+
+/* dims: n, h, w, c, kh, kw, sh, sw, padTop, padLeft, dh, dw, ho, wo */
+static napi_value depthwise(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  float *x = f32(env, argv[0], NULL), *w = f32(env, argv[1], NULL), *y = f32(env, argv[2], NULL);
+  int32_t *d;
+  size_t dl;
+  napi_typedarray_type type;
+  CHECK(napi_get_typedarray_info(env, argv[3], &type, &dl, (void **)&d, NULL, NULL));
+  if (!x || !w || !y || type != napi_int32_array || dl < 14) { napi_throw_error(env, NULL, "c2f_native.depthwise: bad arguments"); return NULL; }
+  const int n = d[0], h = d[1], wd = d[2], c = d[3], kh = d[4], kw = d[5];
+  const int sh = d[6], sw = d[7], pt = d[8], pl = d[9], dh = d[10], dw = d[11], ho = d[12], wo = d[13];
+  /* Parallel over (image, output row) when there are enough of them, else over channel blocks
+   * (the filter gradient: one image, kh output rows, thousands of channels). */
+  const long units = (long)n * ho;
+  const int cblocks = units >= 8 ? 1 : (c >= 256 ? 8 : 1);
+  const int cb = (c + cblocks - 1) / cblocks;
+#pragma omp parallel for collapse(2) schedule(static) if (units * wo * c * kh * kw >= PARALLEL_MIN_MACS)
+  for (long u = 0; u < units; u++) {
+    for (int blk = 0; blk < cblocks; blk++) {
+      const int b = (int)(u / ho), oy = (int)(u % ho);
+      const int c0 = blk * cb, c1 = c0 + cb < c ? c0 + cb : c;
+      if (c0 >= c1) continue;
+      for (int ox = 0; ox < wo; ox++) {
+        float *out = y + (((long)b * ho + oy) * wo + ox) * c;
+        for (int ch = c0; ch < c1; ch++) out[ch] = 0.0f;
+        for (int ky = 0; ky < kh; ky++) {
+          const int iy = oy * sh - pt + ky * dh;
+          if (iy < 0 || iy >= h) continue;
+          for (int kx = 0; kx < kw; kx++) {
+            const int ix = ox * sw - pl + kx * dw;
+            if (ix < 0 || ix >= wd) continue;
+            const float *xp = x + (((long)b * h + iy) * wd + ix) * c;
+            const float *wp = w + ((long)ky * kw + kx) * c;
+#pragma omp simd
+            for (int ch = c0; ch < c1; ch++) out[ch] += xp[ch] * wp[ch];
+          }
+        }
+      }
+    }
+  }
+  return NULL;
+}
+
+static napi_value unary(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  const int op = i32(env, argv[0]);
+  size_t len, leny;
+  float *x = f32(env, argv[1], &len), *y = f32(env, argv[2], &leny);
+  if (!x || !y || leny < len) { napi_throw_error(env, NULL, "c2f_native.unary: bad arguments"); return NULL; }
+  const long nel = (long)len;
+  if (op == 0) {
+#pragma omp parallel for schedule(static) if (nel > 32768)
+    for (long i = 0; i < nel; i++) y[i] = expf(x[i]);
+  } else {
+#pragma omp parallel for schedule(static) if (nel > 32768)
+    for (long i = 0; i < nel; i++) y[i] = erff(x[i]);
+  }
+  return NULL;
+}
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  const int t = i32(env, argv[0]);
+  if (t > 0) {
+    omp_set_num_threads(t);
+    openblas_set_num_threads(1);
+  }
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"gemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
+    {"conv2d", NULL, conv2d, NULL, NULL, NULL, napi_default, NULL},
+    {"depthwise", NULL, depthwise, NULL, NULL, NULL, napi_default, NULL},
+    {"unary", NULL, unary, NULL, NULL, NULL, napi_default, NULL},
+    {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

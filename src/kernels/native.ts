@@ -1,0 +1,149 @@
+/**
+ * Optional native kernels for the wasm backend: the `c2f-native-kernels` addon (`native/`, built by
+ * node-gyp at install time against Debian's OpenBLAS; see the README) computes `BatchMatMul`,
+ * `Conv2D`, `DepthwiseConv2dNative`, `Exp` and `Erf` in place on the wasm heap with OpenBLAS's
+ * sgemm and OpenMP loops compiled for the machine (AVX2/AVX-512), where the wasm build is limited
+ * to 128-bit SIMD and runs its transcendental kernels on one thread. Tensors stay in the wasm
+ * heap; only the arithmetic moves. Cases the addon does not cover (other dtypes or layouts,
+ * channel multipliers, broadcast batch shapes) run the original wasm kernel.
+ *
+ * Numerics: sgemm and the vectorised loops sum in another order than XNNPACK, so results differ
+ * from the wasm kernels' in the last bits (the backbone parity and gradient tests hold either way).
+ */
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+
+/** The addon's functions (native/src/kernels.c). */
+interface NativeAddon {
+  gemm(transA: boolean, transB: boolean, batch: number, m: number, n: number, k: number,
+    a: Float32Array, strideA: number, b: Float32Array, strideB: number, c: Float32Array): void;
+  conv2d(x: Float32Array, w: Float32Array, y: Float32Array, dims: Int32Array): void;
+  depthwise(x: Float32Array, w: Float32Array, y: Float32Array, dims: Int32Array): void;
+  unary(op: number, x: Float32Array, y: Float32Array): void;
+  setThreads(n: number): void;
+}
+
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
+}
+
+let addon: NativeAddon | null | undefined;
+let loadError = '';
+
+/** The addon, or null (why: {@link nativeKernelsStatus}) where it was not built or does not load. */
+function loadAddon(): NativeAddon | null {
+  if (addon !== undefined) return addon;
+  // Before the OpenMP and OpenBLAS runtimes start: idle threads sleep instead of spinning (a
+  // spinning pool took the cores from the wasm backend's threads between native calls).
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  process.env.OPENBLAS_NUM_THREADS ??= '1';
+  try {
+    addon = createRequire(import.meta.url)('c2f-native-kernels') as NativeAddon;
+  } catch (e) {
+    addon = null;
+    loadError = (e as Error).message.split('\n')[0];
+  }
+  return addon;
+}
+
+let registered = false;
+
+/** Whether the native kernels serve the wasm backend, and if not, why. */
+export function nativeKernelsStatus(): { active: boolean; why?: string } {
+  if (registered) return { active: true };
+  if (process.env.C2F_NATIVE_KERNELS === '0') return { active: false, why: 'C2F_NATIVE_KERNELS=0' };
+  loadAddon();
+  return { active: false, why: addon ? 'not registered (the wasm backend was not started)' : `addon not loaded: ${loadError}` };
+}
+
+/**
+ * Registers the native kernels for the wasm backend (once; call after it is initialised).
+ * @returns false where the addon is missing or `C2F_NATIVE_KERNELS=0`.
+ */
+export function registerNativeKernels(threads: number): boolean {
+  if (registered) return true;
+  if (process.env.C2F_NATIVE_KERNELS === '0') return false;
+  const lib = loadAddon();
+  if (!lib) return false;
+  lib.setThreads(threads);
+  override(tf.BatchMatMul, (inputs, attrs, backend) => batchMatMul(lib, inputs, attrs, backend));
+  override(tf.Conv2D, (inputs, attrs, backend) => conv(lib, inputs, attrs, backend, false));
+  override(tf.DepthwiseConv2dNative, (inputs, attrs, backend) => conv(lib, inputs, attrs, backend, true));
+  override(tf.Exp, (inputs, _attrs, backend) => unary(lib, 0, inputs, backend));
+  override(tf.Erf, (inputs, _attrs, backend) => unary(lib, 1, inputs, backend));
+  registered = true;
+  return true;
+}
+
+type NativeFunc = (inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap, backend: WasmBackend) => tf.TensorInfo | null;
+
+/** Replaces a wasm kernel by `run`, which returns null for the cases the original keeps. */
+function override(kernelName: string, run: NativeFunc): void {
+  const original = tf.getKernel(kernelName, 'wasm');
+  if (!original) throw new Error(`registerNativeKernels: the wasm backend has no ${kernelName} kernel`);
+  tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({
+    ...original,
+    kernelFunc: (args) => run(args.inputs, args.attrs ?? {}, args.backend as unknown as WasmBackend) ?? original.kernelFunc(args),
+  });
+}
+
+function allFloat32(...ts: tf.TensorInfo[]): boolean {
+  return ts.every((t) => t.dtype === 'float32');
+}
+
+function batchMatMul(lib: NativeAddon, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap, backend: WasmBackend): tf.TensorInfo | null {
+  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+  if (!allFloat32(a, b) || a.shape.length !== b.shape.length || a.shape.length < 2) return null;
+  const r = a.shape.length;
+  const batchA = tf.util.sizeFromShape(a.shape.slice(0, r - 2)), batchB = tf.util.sizeFromShape(b.shape.slice(0, r - 2));
+  const sameBatch = tf.util.arraysEqual(a.shape.slice(0, r - 2), b.shape.slice(0, r - 2));
+  if (!sameBatch && batchA !== 1 && batchB !== 1) return null;
+  const m = transposeA ? a.shape[r - 1] : a.shape[r - 2];
+  const k = transposeA ? a.shape[r - 2] : a.shape[r - 1];
+  const kb = transposeB ? b.shape[r - 1] : b.shape[r - 2];
+  const n = transposeB ? b.shape[r - 2] : b.shape[r - 1];
+  if (k !== kb) return null; // the original kernel raises tfjs's error
+  const batchShape = batchA >= batchB ? a.shape.slice(0, r - 2) : b.shape.slice(0, r - 2);
+  const out = backend.makeOutput([...batchShape, m, n], 'float32');
+  if (m * n === 0) return out;
+  const batch = Math.max(batchA, batchB);
+  lib.gemm(transposeA, transposeB, batch, m, n, k, backend.typedArrayFromHeap(a), batchA > 1 ? m * k : 0,
+    backend.typedArrayFromHeap(b), batchB > 1 ? k * n : 0, backend.typedArrayFromHeap(out));
+  return out;
+}
+
+function conv(lib: NativeAddon, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap, backend: WasmBackend, depthwise: boolean): tf.TensorInfo | null {
+  const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+  const a = attrs as unknown as {
+    strides: [number, number] | number; pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+    dataFormat?: string; dilations: [number, number] | number; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  if (!allFloat32(x, filter) || (a.dataFormat ?? 'NHWC') !== 'NHWC' || x.shape.length !== 4) return null;
+  if (depthwise && filter.shape[3] !== 1) return null;
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number], a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise);
+  const out = backend.makeOutput(info.outShape, 'float32');
+  if (tf.util.sizeFromShape(info.outShape) === 0) return out;
+  const geometry = [info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
+    info.dilationHeight, info.dilationWidth, info.outHeight, info.outWidth];
+  const [xv, wv, yv] = [backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(filter), backend.typedArrayFromHeap(out)];
+  if (depthwise) {
+    lib.depthwise(xv, wv, yv, Int32Array.from([info.batchSize, info.inHeight, info.inWidth, info.inChannels,
+      info.filterHeight, info.filterWidth, ...geometry]));
+  } else {
+    lib.conv2d(xv, wv, yv, Int32Array.from([info.batchSize, info.inHeight, info.inWidth, info.inChannels,
+      info.filterHeight, info.filterWidth, info.outChannels, ...geometry]));
+  }
+  return out;
+}
+
+function unary(lib: NativeAddon, op: number, inputs: tf.NamedTensorInfoMap, backend: WasmBackend): tf.TensorInfo | null {
+  const { x } = inputs as { x: tf.TensorInfo };
+  if (!allFloat32(x)) return null;
+  const out = backend.makeOutput(x.shape, 'float32');
+  if (tf.util.sizeFromShape(x.shape) > 0) lib.unary(op, backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(out));
+  return out;
+}
