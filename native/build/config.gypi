@@ -437,11 +437,12 @@
     "fund": "",
     "node_gyp": "/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js",
     "cache": "/root/.npm",
+    "save_optional": "true",
     "npm_version": "11.19.1",
     "prefix": "/usr",
     "audit": "",
-    "yes": "true",
-    "local_prefix": "/work/main/native",
+    "yes": "",
+    "local_prefix": "/work/main",
     "userconfig": "/root/.npmrc",
     "user_agent": "npm/11.19.1 node/v20.20.2 linux x64 workspaces/false"
   }
