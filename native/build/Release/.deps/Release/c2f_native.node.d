@@ -1,1 +1,0 @@
-cmd_Release/c2f_native.node := ln -f "Release/obj.target/c2f_native.node" "Release/c2f_native.node" 2>/dev/null || (rm -rf "Release/c2f_native.node" && cp -af "Release/obj.target/c2f_native.node" "Release/c2f_native.node")

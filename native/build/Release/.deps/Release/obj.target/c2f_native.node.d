@@ -1,1 +1,0 @@
-cmd_Release/obj.target/c2f_native.node := g++ -o Release/obj.target/c2f_native.node -shared -pthread -rdynamic -fopenmp -m64  -Wl,-soname=c2f_native.node -Wl,--start-group Release/obj.target/c2f_native/src/kernels.o -Wl,--end-group -lopenblas -fopenmp
