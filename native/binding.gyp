@@ -3,7 +3,7 @@
     {
       "target_name": "c2f_native",
       "sources": ["src/kernels.c"],
-      "cflags": ["-O3", "-march=native", "-fopenmp", "-std=c11"],
+      "cflags": ["-O3", "-march=native", "-fopenmp", "-std=c11", "-ffp-contract=off"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-lopenblas", "-fopenmp"],
       "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread"]

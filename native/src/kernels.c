@@ -7,8 +7,13 @@
  *   conv2d(x, w, y, dims[15])      NHWC convolution, w [kh, kw, cin, cout] (im2col + sgemm)
  *   depthwise(x, w, y, dims[14])   NHWC depthwise convolution, w [kh, kw, c, 1]
  *   unary(op, x, y)                op 0: exp, 1: erf
+ *   layerNorm(x, w, b, y, mean, rstd, eps) / layerNormGrad(dy, x, mean, rstd, w, dx, dw, db)
+ *   batchNorm(x, w, b, y, mean, var, rstd, eps) / batchNormGrad(dy, x, mean, rstd, w, dx, dw, db)
+ *   gelu(x, y, cdf) / geluGrad(dy, x, cdf, dx)
+ *   adamw(p, m, v, g, out, consts[9])    the update of src/engine/adamw.ts, every step rounded to float32
  *   setThreads(n)                 OpenMP threads (OpenBLAS itself stays single-threaded)
  */
+#define _GNU_SOURCE
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +175,7 @@ static napi_value unary(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!get_args(env, info, 3, argv)) return NULL;
   const int op = i32(env, argv[0]);
-  size_t len, leny;
+  size_t len = 0, leny = 0;
   float *x = f32(env, argv[1], &len), *y = f32(env, argv[2], &leny);
   if (!x || !y || leny < len) { napi_throw_error(env, NULL, "c2f_native.unary: bad arguments"); return NULL; }
   const long nel = (long)len;
@@ -180,6 +185,214 @@ static napi_value unary(napi_env env, napi_callback_info info) {
   } else {
 #pragma omp parallel for schedule(static) if (nel > 32768)
     for (long i = 0; i < nel; i++) y[i] = erff(x[i]);
+  }
+  return NULL;
+}
+
+
+/* ---- fused element-wise kernels (any Float32Array: the wasm heap or the cpu backend's arrays) ---- */
+
+#define ARGS(n) napi_value argv[n]; if (!get_args(env, info, n, argv)) return NULL
+#define F32(i, name) size_t name##_len = 0; float *name = f32(env, argv[i], &name##_len); \
+  if (!name) { napi_throw_error(env, NULL, "c2f_native: argument " #i " must be a Float32Array"); return NULL; }
+
+static double num(napi_env env, napi_value v) {
+  double r = 0;
+  napi_get_value_double(env, v, &r);
+  return r;
+}
+
+/* LayerNorm over rows of c = len(w) channels; rows = len(mean). */
+static napi_value layer_norm(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  F32(0, x) F32(1, w) F32(2, b) F32(3, y) F32(4, mean) F32(5, rstd)
+  const double eps = num(env, argv[6]);
+  const long c = (long)w_len, rows = (long)mean_len;
+#pragma omp parallel for schedule(static) if (rows * c > 32768)
+  for (long r = 0; r < rows; r++) {
+    const float *xr = x + r * c;
+    double s = 0, ss = 0;
+    for (long k = 0; k < c; k++) { s += xr[k]; ss += (double)xr[k] * xr[k]; }
+    const double mu = s / c, var = ss / c - mu * mu;
+    const double rs = 1.0 / sqrt((var > 0 ? var : 0) + eps);
+    const float fmu = (float)mu, frs = (float)rs;
+    float *yr = y + r * c;
+    for (long k = 0; k < c; k++) yr[k] = (xr[k] - fmu) * frs * w[k] + b[k];
+    mean[r] = fmu;
+    rstd[r] = frs;
+  }
+  return NULL;
+}
+
+static napi_value layer_norm_grad(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  F32(0, dy) F32(1, x) F32(2, mean) F32(3, rstd) F32(4, w) F32(5, dx) F32(6, dw) F32(7, db)
+  const long c = (long)w_len, rows = (long)mean_len;
+  const int nt = rows * c > 32768 ? omp_get_max_threads() : 1;
+  double *part = (double *)calloc((size_t)nt * 2 * c, sizeof(double));
+  if (!part) { napi_throw_error(env, NULL, "c2f_native: out of memory"); return NULL; }
+#pragma omp parallel num_threads(nt)
+  {
+    double *pdw = part + (size_t)omp_get_thread_num() * 2 * c, *pdb = pdw + c;
+#pragma omp for schedule(static)
+    for (long r = 0; r < rows; r++) {
+      const float *g = dy + r * c, *xr = x + r * c;
+      const float mu = mean[r], rs = rstd[r];
+      double sg = 0, sgx = 0;
+      for (long k = 0; k < c; k++) {
+        const float xh = (xr[k] - mu) * rs, gw = g[k] * w[k];
+        sg += gw;
+        sgx += (double)gw * xh;
+        pdw[k] += (double)g[k] * xh;
+        pdb[k] += g[k];
+      }
+      const float mg = (float)(sg / c), mgx = (float)(sgx / c);
+      float *d = dx + r * c;
+      for (long k = 0; k < c; k++) {
+        const float xh = (xr[k] - mu) * rs;
+        d[k] = rs * (g[k] * w[k] - mg - xh * mgx);
+      }
+    }
+  }
+  for (long k = 0; k < c; k++) {
+    double a = 0, bb = 0;
+    for (int t = 0; t < nt; t++) { a += part[(size_t)t * 2 * c + k]; bb += part[(size_t)t * 2 * c + c + k]; }
+    dw[k] = (float)a;
+    db[k] = (float)bb;
+  }
+  free(part);
+  return NULL;
+}
+
+/* BatchNorm with batch statistics over rows (all axes but the channel one). */
+static napi_value batch_norm(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  F32(0, x) F32(1, w) F32(2, b) F32(3, y) F32(4, mean) F32(5, var) F32(6, rstd)
+  const double eps = num(env, argv[7]);
+  const long c = (long)w_len, rows = (long)(x_len / w_len);
+  const int nt = rows * c > 32768 ? omp_get_max_threads() : 1;
+  double *part = (double *)calloc((size_t)nt * 2 * c, sizeof(double));
+  float *scale = (float *)malloc(sizeof(float) * 2 * c);
+  if (!part || !scale) { free(part); free(scale); napi_throw_error(env, NULL, "c2f_native: out of memory"); return NULL; }
+  float *shift = scale + c;
+#pragma omp parallel num_threads(nt)
+  {
+    double *s = part + (size_t)omp_get_thread_num() * 2 * c, *ss = s + c;
+#pragma omp for schedule(static)
+    for (long r = 0; r < rows; r++) {
+      const float *xr = x + r * c;
+      for (long k = 0; k < c; k++) { s[k] += xr[k]; ss[k] += (double)xr[k] * xr[k]; }
+    }
+  }
+  for (long k = 0; k < c; k++) {
+    double s = 0, ss = 0;
+    for (int t = 0; t < nt; t++) { s += part[(size_t)t * 2 * c + k]; ss += part[(size_t)t * 2 * c + c + k]; }
+    const double mu = s / rows, v0 = ss / rows - mu * mu, v = v0 > 0 ? v0 : 0;
+    const double rs = 1.0 / sqrt(v + eps);
+    mean[k] = (float)mu;
+    var[k] = (float)v;
+    rstd[k] = (float)rs;
+    scale[k] = (float)(rs * w[k]);
+    shift[k] = (float)(b[k] - mu * rs * w[k]);
+  }
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (long r = 0; r < rows; r++) {
+    const float *xr = x + r * c;
+    float *yr = y + r * c;
+    for (long k = 0; k < c; k++) yr[k] = xr[k] * scale[k] + shift[k];
+  }
+  free(part);
+  free(scale);
+  return NULL;
+}
+
+static napi_value batch_norm_grad(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  F32(0, dy) F32(1, x) F32(2, mean) F32(3, rstd) F32(4, w) F32(5, dx) F32(6, dw) F32(7, db)
+  const long c = (long)w_len, rows = (long)(x_len / w_len);
+  const int nt = rows * c > 32768 ? omp_get_max_threads() : 1;
+  double *part = (double *)calloc((size_t)nt * 2 * c, sizeof(double));
+  float *coef = (float *)malloc(sizeof(float) * 3 * c);
+  if (!part || !coef) { free(part); free(coef); napi_throw_error(env, NULL, "c2f_native: out of memory"); return NULL; }
+#pragma omp parallel num_threads(nt)
+  {
+    double *sdy = part + (size_t)omp_get_thread_num() * 2 * c, *sdyx = sdy + c;
+#pragma omp for schedule(static)
+    for (long r = 0; r < rows; r++) {
+      const float *g = dy + r * c, *xr = x + r * c;
+      for (long k = 0; k < c; k++) { sdy[k] += g[k]; sdyx[k] += (double)g[k] * ((xr[k] - mean[k]) * rstd[k]); }
+    }
+  }
+  float *a = coef, *m1 = coef + c, *m2 = coef + 2 * c;
+  for (long k = 0; k < c; k++) {
+    double s1 = 0, s2 = 0;
+    for (int t = 0; t < nt; t++) { s1 += part[(size_t)t * 2 * c + k]; s2 += part[(size_t)t * 2 * c + c + k]; }
+    a[k] = rstd[k] * w[k];
+    m1[k] = (float)(s1 / rows);
+    m2[k] = (float)(s2 / rows);
+    dw[k] = (float)s2;
+    db[k] = (float)s1;
+  }
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (long r = 0; r < rows; r++) {
+    const float *g = dy + r * c, *xr = x + r * c;
+    float *d = dx + r * c;
+    for (long k = 0; k < c; k++) d[k] = a[k] * (g[k] - m1[k] - (xr[k] - mean[k]) * rstd[k] * m2[k]);
+  }
+  free(part);
+  free(coef);
+  return NULL;
+}
+
+/* Exact GELU x Φ(x), Φ(x) = 0.5 (1 + erf(x / √2)), as the kernel chain of src/nn/activation.ts
+ * computes it (same float32 operations in the same order; compiled without FP contraction). */
+static napi_value gelu(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  F32(0, x) F32(1, y) F32(2, cdf)
+  const long n = (long)x_len;
+  const float r2 = (float)M_SQRT1_2;
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (long i = 0; i < n; i++) {
+    const float p = 0.5f * (1.0f + erff(x[i] * r2));
+    cdf[i] = p;
+    y[i] = x[i] * p;
+  }
+  return NULL;
+}
+
+static napi_value gelu_grad(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  F32(0, dy) F32(1, x) F32(2, cdf) F32(3, dx)
+  const long n = (long)x_len;
+  const float k = (float)(1.0 / sqrt(2.0 * M_PI));
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (long i = 0; i < n; i++) {
+    const float xi = x[i];
+    const float phi = k * expf(-0.5f * (xi * xi));
+    dx[i] = dy[i] * (cdf[i] + xi * phi);
+  }
+  return NULL;
+}
+
+/* consts: beta1, 1-beta1, beta2, 1-beta2, c1, c2, eps, lr, decay (all already float32 values;
+ * decay 1 = none). Moments updated in place, the new parameter written to `out`. */
+static napi_value adamw(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  F32(0, p) F32(1, m) F32(2, v) F32(3, g) F32(4, out) F32(5, k)
+  if (k_len < 10) { napi_throw_error(env, NULL, "c2f_native.adamw: 10 constants expected"); return NULL; }
+  const float b1 = k[0], ob1 = k[1], b2 = k[2], ob2 = k[3], c1 = k[4], c2 = k[5], eps = k[6], lr = k[7], decay = k[8];
+  const int decays = k[9] != 0.0f;
+  const long n = (long)p_len;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (long i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mi = m[i] * b1 + gi * ob1;
+    const float vi = v[i] * b2 + (gi * gi) * ob2;
+    m[i] = mi;
+    v[i] = vi;
+    const float update = (mi / c1) / (sqrtf(vi / c2) + eps);
+    const float decayed = decays ? p[i] * decay : p[i];
+    out[i] = decayed - update * lr;
   }
   return NULL;
 }
@@ -201,6 +414,13 @@ static napi_value init(napi_env env, napi_value exports) {
     {"conv2d", NULL, conv2d, NULL, NULL, NULL, napi_default, NULL},
     {"depthwise", NULL, depthwise, NULL, NULL, NULL, napi_default, NULL},
     {"unary", NULL, unary, NULL, NULL, NULL, napi_default, NULL},
+    {"layerNorm", NULL, layer_norm, NULL, NULL, NULL, napi_default, NULL},
+    {"layerNormGrad", NULL, layer_norm_grad, NULL, NULL, NULL, napi_default, NULL},
+    {"batchNorm", NULL, batch_norm, NULL, NULL, NULL, napi_default, NULL},
+    {"batchNormGrad", NULL, batch_norm_grad, NULL, NULL, NULL, napi_default, NULL},
+    {"gelu", NULL, gelu, NULL, NULL, NULL, napi_default, NULL},
+    {"geluGrad", NULL, gelu_grad, NULL, NULL, NULL, napi_default, NULL},
+    {"adamw", NULL, adamw, NULL, NULL, NULL, napi_default, NULL},
     {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -14,6 +14,7 @@ import type { Module } from '../nn/module.ts';
 import type { TensorDict } from '../io/tensor_data.ts';
 import type { Optimizer, OptimizerState } from './optimizer.ts';
 import { float32Buffer } from '../backend.ts';
+import { nativeAddon } from '../kernels/native.ts';
 
 /** One optimiser parameter group: parameter keys (PyTorch names) with their lr scale and decay. */
 export interface ParamGroup {
@@ -136,7 +137,7 @@ export class AdamW implements Optimizer {
       const g = grads[s.variable.name];
       if (!g) continue;
       const lr = this.lr * s.lrScale;
-      if (this.fused && g.size <= FUSED_MAX_SIZE && this.updateInOnePass(s, g, lr, c1, c2)) continue;
+      if (this.fused && (g.size <= FUSED_MAX_SIZE || nativeAddon()) && this.updateInOnePass(s, g, lr, c1, c2)) continue;
       // One tidy per parameter: one tidy around all of them kept every temporary of every
       // parameter (~12 per weight, 2 GB for Mask R-CNN T) alive until the last update.
       tf.tidy(() => {
@@ -171,6 +172,14 @@ export class AdamW implements Optimizer {
     const B1 = f(b1), OB1 = f(1 - b1), B2 = f(b2), OB2 = f(1 - b2);
     const C1 = f(c1), C2 = f(c2), EPS = f(this.eps), LR = f(lr);
     const decay = s.weightDecay ? f(1 - lr * s.weightDecay) : 1;
+    const lib = nativeAddon();
+    if (lib) {
+      // The same float32 steps, compiled (any size; see native/src/kernels.c).
+      lib.adamw(p, m, v, gr, out, Float32Array.of(B1, OB1, B2, OB2, C1, C2, EPS, LR, decay, s.weightDecay ? 1 : 0));
+      s.variable.assign(next);
+      next.dispose();
+      return true;
+    }
     for (let i = 0; i < out.length; i++) {
       const gi = gr[i];
       const mi = f(f(m[i] * B1) + f(gi * OB1));

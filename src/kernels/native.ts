@@ -14,12 +14,20 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 
 /** The addon's functions (native/src/kernels.c). */
-interface NativeAddon {
+export interface NativeAddon {
   gemm(transA: boolean, transB: boolean, batch: number, m: number, n: number, k: number,
     a: Float32Array, strideA: number, b: Float32Array, strideB: number, c: Float32Array): void;
   conv2d(x: Float32Array, w: Float32Array, y: Float32Array, dims: Int32Array): void;
   depthwise(x: Float32Array, w: Float32Array, y: Float32Array, dims: Int32Array): void;
   unary(op: number, x: Float32Array, y: Float32Array): void;
+  layerNorm(x: Float32Array, w: Float32Array, b: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, eps: number): void;
+  layerNormGrad(dy: Float32Array, x: Float32Array, mean: Float32Array, rstd: Float32Array, w: Float32Array, dx: Float32Array, dw: Float32Array, db: Float32Array): void;
+  batchNorm(x: Float32Array, w: Float32Array, b: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, rstd: Float32Array, eps: number): void;
+  batchNormGrad(dy: Float32Array, x: Float32Array, mean: Float32Array, rstd: Float32Array, w: Float32Array, dx: Float32Array, dw: Float32Array, db: Float32Array): void;
+  gelu(x: Float32Array, y: Float32Array, cdf: Float32Array): void;
+  geluGrad(dy: Float32Array, x: Float32Array, cdf: Float32Array, dx: Float32Array): void;
+  /** consts: beta1, 1-beta1, beta2, 1-beta2, c1, c2, eps, lr, decay, decays (0/1) */
+  adamw(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, out: Float32Array, consts: Float32Array): void;
   setThreads(n: number): void;
 }
 
@@ -48,6 +56,14 @@ function loadAddon(): NativeAddon | null {
 }
 
 let registered = false;
+
+/**
+ * The addon for the fused host kernels (src/kernels/*.ts run it on cpu or wasm memory), or null
+ * where it is not built or `C2F_NATIVE_KERNELS=0`.
+ */
+export function nativeAddon(): NativeAddon | null {
+  return process.env.C2F_NATIVE_KERNELS === '0' ? null : loadAddon();
+}
 
 /** Whether the native kernels serve the wasm backend, and if not, why. */
 export function nativeKernelsStatus(): { active: boolean; why?: string } {

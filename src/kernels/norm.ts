@@ -9,16 +9,23 @@
  * axis; `dw = sum(dy xhat)`, `db = sum(dy)` over the other axis.
  */
 import * as tf from '@tensorflow/tfjs';
-import { runOnHost } from './host.ts';
+import { runOnHost, type HostArray } from './host.ts';
+import { nativeAddon } from './native.ts';
+
+/** The five float32 inputs of a gradient kernel, typed for the addon. */
+function f32(v: HostArray[]): [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array] {
+  return v as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+}
 
 /**
  * Where the fused loops beat the kernel chains on wasm (2 threads; measured forward + backward):
  * JavaScript runs ~1.4 ns per element and pass, wasm's SIMD element-wise kernels ~10x less, but a
  * chain pays ~20 µs per kernel and reduces a short last axis slowly. LayerNorm at [4,32,32,16]:
  * 1.2 ms fused vs 2.5 ms chain; at [4,32,32,64]: 4.2 vs 3.4; BatchNorm at [4,32,32,16]: 1.7 vs 2.8,
- * at [4,8,8,256]: 1.7 vs 1.2.
+ * at [4,8,8,256]: 1.7 vs 1.2. With the native addon the same loops run compiled: always ahead.
  */
 export function fusedNormPays(kind: 'layer' | 'batch', shape: number[]): boolean {
+  if (nativeAddon()) return true; // compiled loops: ahead at every size
   const c = shape[shape.length - 1];
   const size = shape.reduce((a, b) => a * b, 1);
   return kind === 'layer' ? c <= 32 || size <= 65536 : c <= 32 && size <= 131072;
@@ -32,7 +39,9 @@ export function fusedNormPays(kind: 'layer' | 'batch', shape: number[]): boolean
 export function layerNormForward(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): { y: tf.Tensor; mean: tf.Tensor; rstd: tf.Tensor } {
   const c = x.shape[x.rank - 1];
   const rows = x.size / c;
+  const lib = nativeAddon();
   const [y, mean, rstd] = runOnHost([x, w, b], [x.shape, [rows], [rows]], ([xv, wv, bv], [yv, mv, rv]) => {
+    if (lib) return lib.layerNorm(xv as Float32Array, wv as Float32Array, bv as Float32Array, yv, mv, rv, eps);
     for (let r = 0, o = 0; r < rows; r++, o += c) {
       // One pass for both moments: float64 sums of float32 values lose nothing that matters here.
       let s = 0, ss = 0;
@@ -58,7 +67,9 @@ export function layerNormForward(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: 
 export function layerNormBackward(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, w: tf.Tensor): tf.Tensor[] {
   const c = x.shape[x.rank - 1];
   const rows = x.size / c;
+  const lib = nativeAddon();
   return runOnHost([dy, x, mean, rstd, w], [x.shape, [c], [c]], ([gv, xv, mv, rv, wv], [dxv, dwv, dbv]) => {
+    if (lib) return lib.layerNormGrad(...f32([gv, xv, mv, rv, wv]), dxv, dwv, dbv);
     const dw = new Float64Array(c), db = new Float64Array(c);
     for (let r = 0, o = 0; r < rows; r++, o += c) {
       const mu = mv[r], rs = rv[r];
@@ -91,7 +102,9 @@ export function layerNormBackward(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, 
 export function batchNormForward(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor; rstd: tf.Tensor } {
   const c = x.shape[x.rank - 1];
   const rows = x.size / c;
+  const lib = nativeAddon();
   const [y, mean, variance, rstd] = runOnHost([x, w, b], [x.shape, [c], [c], [c]], ([xv, wv, bv], [yv, mv, vv, rv]) => {
+    if (lib) return lib.batchNorm(xv as Float32Array, wv as Float32Array, bv as Float32Array, yv, mv, vv, rv, eps);
     const s = new Float64Array(c), ss = new Float64Array(c);
     for (let o = 0; o < xv.length; o += c) {
       for (let k = 0; k < c; k++) {
@@ -126,7 +139,9 @@ export function batchNormForward(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: 
 export function batchNormBackward(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, w: tf.Tensor): tf.Tensor[] {
   const c = x.shape[x.rank - 1];
   const rows = x.size / c;
+  const lib = nativeAddon();
   return runOnHost([dy, x, mean, rstd, w], [x.shape, [c], [c]], ([gv, xv, mv, rv, wv], [dxv, dwv, dbv]) => {
+    if (lib) return lib.batchNormGrad(...f32([gv, xv, mv, rv, wv]), dxv, dwv, dbv);
     const sdy = new Float64Array(c), sdyx = new Float64Array(c);
     for (let o = 0; o < xv.length; o += c) {
       for (let k = 0; k < c; k++) {

@@ -5,6 +5,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module.ts';
 import { chain } from './frugal.ts';
+import { hostKernelsAvailable } from '../kernels/host.ts';
+import { nativeAddon } from '../kernels/native.ts';
+import { geluNative } from '../kernels/gelu.ts';
 
 const SQRT1_2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -16,6 +19,8 @@ function normalCdf(x: tf.Tensor): tf.Tensor {
 
 /** Exact GELU: `0.5 x (1 + erf(x / √2))`, any shape. */
 export function gelu<T extends tf.Tensor>(x: T): T {
+  const lib = hostKernelsAvailable() ? nativeAddon() : null;
+  if (lib && x.dtype === 'float32') return geluNative(lib, x);
   const run = tf.customGrad((...args: unknown[]) => {
     const [xIn, save] = args as [tf.Tensor, tf.GradSaveFunc];
     const cdf = normalCdf(xIn);
