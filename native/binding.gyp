@@ -5,7 +5,7 @@
       "sources": ["src/kernels.c"],
       "cflags": ["-O3", "-march=native", "-fopenmp", "-std=c11", "-ffp-contract=off"],
       "ldflags": ["-fopenmp"],
-      "libraries": ["-lopenblas", "-fopenmp"],
+      "libraries": ["-lopenblas", "-lmvec", "-fopenmp"],
       "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread"]
     }
   ]

@@ -65,6 +65,11 @@ export function nativeAddon(): NativeAddon | null {
   return process.env.C2F_NATIVE_KERNELS === '0' ? null : loadAddon();
 }
 
+/** True when the native kernels serve the active backend (wasm with the addon registered). */
+export function nativeKernelsActive(): boolean {
+  return registered && tf.getBackend() === 'wasm';
+}
+
 /** Whether the native kernels serve the wasm backend, and if not, why. */
 export function nativeKernelsStatus(): { active: boolean; why?: string } {
   if (registered) return { active: true };
