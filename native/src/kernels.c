@@ -11,6 +11,8 @@
  *   batchNorm(x, w, b, y, mean, var, rstd, eps) / batchNormGrad(dy, x, mean, rstd, w, dx, dw, db)
  *   gelu(x, y, cdf) / geluGrad(dy, x, cdf, dx)
  *   adamw(p, m, v, g, out, consts[9])    the update of src/engine/adamw.ts, every step rounded to float32
+ *   channelSum(x, out) / channelDot(a, b, out)   out[c] = Σ_rows x[r, c] / Σ_rows a[r, c] b[r, c]
+ *   channelOp(op, x, v, out)       out[r, c] = x[r, c] + v[c] (op 0) or x[r, c] * v[c] (op 1)
  *   setThreads(n)                 OpenMP threads (OpenBLAS itself stays single-threaded)
  */
 #define _GNU_SOURCE
@@ -193,17 +195,22 @@ static napi_value depthwise(napi_env env, napi_callback_info info) {
       const int b = (int)(u / ho), oy = (int)(u % ho);
       const int c0 = blk * cb, c1 = c0 + cb < c ? c0 + cb : c;
       if (c0 >= c1) continue;
-      for (int ox = 0; ox < wo; ox++) {
-        float *out = y + (((long)b * ho + oy) * wo + ox) * c;
-        for (int ch = c0; ch < c1; ch++) out[ch] = 0.0f;
-        for (int ky = 0; ky < kh; ky++) {
-          const int iy = oy * sh - pt + ky * dh;
-          if (iy < 0 || iy >= h) continue;
-          for (int kx = 0; kx < kw; kx++) {
-            const int ix = ox * sw - pl + kx * dw;
-            if (ix < 0 || ix >= wd) continue;
-            const float *xp = x + (((long)b * h + iy) * wd + ix) * c;
-            const float *wp = w + ((long)ky * kw + kx) * c;
+      float *row = y + ((long)b * ho + oy) * wo * c;
+      for (int ox = 0; ox < wo; ox++) memset(row + (long)ox * c + c0, 0, sizeof(float) * (c1 - c0));
+      /* Tap by tap over the whole output row: the tap's weights stay in registers, the row in L1. */
+      for (int ky = 0; ky < kh; ky++) {
+        const int iy = oy * sh - pt + ky * dh;
+        if (iy < 0 || iy >= h) continue;
+        const float *xrow = x + ((long)b * h + iy) * wd * c;
+        for (int kx = 0; kx < kw; kx++) {
+          const int off = kx * dw - pl; /* ix = ox * sw + off */
+          int lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+          int hi = (wd - 1 - off) >= 0 ? (wd - 1 - off) / sw + 1 : 0;
+          if (hi > wo) hi = wo;
+          const float *restrict wp = w + ((long)ky * kw + kx) * c;
+          for (int ox = lo; ox < hi; ox++) {
+            float *restrict out = row + (long)ox * c;
+            const float *restrict xp = xrow + (long)(ox * sw + off) * c;
 #pragma omp simd
             for (int ch = c0; ch < c1; ch++) out[ch] += xp[ch] * wp[ch];
           }
@@ -443,6 +450,59 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Σ over rows of x[r, c] (b == NULL) or x[r, c] * b[r, c], c = len(out), in per-thread float64 partials. */
+static int channel_reduce(const float *x, const float *b, float *out, long c, long rows) {
+  const int nt = rows * c > 65536 ? omp_get_max_threads() : 1;
+  double *part = (double *)calloc((size_t)nt * c, sizeof(double));
+  if (!part) return 0;
+#pragma omp parallel num_threads(nt)
+  {
+    double *acc = part + (size_t)omp_get_thread_num() * c;
+#pragma omp for schedule(static)
+    for (long r = 0; r < rows; r++) {
+      const float *xr = x + r * c;
+      if (b) { const float *br = b + r * c; for (long k = 0; k < c; k++) acc[k] += (double)xr[k] * br[k]; }
+      else for (long k = 0; k < c; k++) acc[k] += xr[k];
+    }
+  }
+  for (long k = 0; k < c; k++) {
+    double s = 0;
+    for (int t = 0; t < nt; t++) s += part[(size_t)t * c + k];
+    out[k] = (float)s;
+  }
+  free(part);
+  return 1;
+}
+
+static napi_value channel_sum(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  F32(0, x) F32(1, out)
+  if (!channel_reduce(x, NULL, out, (long)out_len, (long)(x_len / out_len))) napi_throw_error(env, NULL, "c2f_native: out of memory");
+  return NULL;
+}
+
+static napi_value channel_dot(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  F32(0, a) F32(1, b) F32(2, out)
+  if (!channel_reduce(a, b, out, (long)out_len, (long)(a_len / out_len))) napi_throw_error(env, NULL, "c2f_native: out of memory");
+  return NULL;
+}
+
+static napi_value channel_op(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  const int op = i32(env, argv[0]);
+  F32(1, x) F32(2, v) F32(3, out)
+  const long c = (long)v_len, rows = (long)(x_len / v_len);
+#pragma omp parallel for schedule(static) if (rows * c > 65536)
+  for (long r = 0; r < rows; r++) {
+    const float *xr = x + r * c;
+    float *o = out + r * c;
+    if (op == 0) for (long k = 0; k < c; k++) o[k] = xr[k] + v[k];
+    else for (long k = 0; k < c; k++) o[k] = xr[k] * v[k];
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
@@ -467,6 +527,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"gelu", NULL, gelu, NULL, NULL, NULL, napi_default, NULL},
     {"geluGrad", NULL, gelu_grad, NULL, NULL, NULL, napi_default, NULL},
     {"adamw", NULL, adamw, NULL, NULL, NULL, napi_default, NULL},
+    {"channelSum", NULL, channel_sum, NULL, NULL, NULL, napi_default, NULL},
+    {"channelDot", NULL, channel_dot, NULL, NULL, NULL, napi_default, NULL},
+    {"channelOp", NULL, channel_op, NULL, NULL, NULL, napi_default, NULL},
     {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -17,6 +17,7 @@ import { Module, type TensorState } from '../nn/module.ts';
 import { recomputeInBackward } from '../nn/recompute.ts';
 import { BatchNorm2d, LayerNorm } from '../nn/norm.ts';
 import { addSavingNothing } from '../nn/frugal.ts';
+import { scaleChannels } from '../kernels/channel.ts';
 
 /** Architecture of one Conv2Former. */
 export interface Conv2FormerConfig {
@@ -144,11 +145,11 @@ class Block extends Module {
   }
 
   private attnResidual(x: tf.Tensor4D): tf.Tensor4D {
-    return addSavingNothing(x, this.dropPath.forward(tf.mul(this.layerScale1.value, this.attn.forward(x))));
+    return addSavingNothing(x, this.dropPath.forward(scaleChannels(this.attn.forward(x), this.layerScale1.value)));
   }
 
   private mlpResidual(y: tf.Tensor4D): tf.Tensor4D {
-    return addSavingNothing(y, this.dropPath.forward(tf.mul(this.layerScale2.value, this.mlp.forward(y))));
+    return addSavingNothing(y, this.dropPath.forward(scaleChannels(this.mlp.forward(y), this.layerScale2.value)));
   }
 
   /** The trainable variables of a layer scale and a branch. */

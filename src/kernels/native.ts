@@ -28,6 +28,9 @@ export interface NativeAddon {
   geluGrad(dy: Float32Array, x: Float32Array, cdf: Float32Array, dx: Float32Array): void;
   /** consts: beta1, 1-beta1, beta2, 1-beta2, c1, c2, eps, lr, decay, decays (0/1) */
   adamw(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, out: Float32Array, consts: Float32Array): void;
+  channelSum(x: Float32Array, out: Float32Array): void;
+  channelDot(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  channelOp(op: number, x: Float32Array, v: Float32Array, out: Float32Array): void;
   setThreads(n: number): void;
 }
 
