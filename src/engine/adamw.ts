@@ -15,6 +15,7 @@ import type { TensorDict } from '../io/tensor_data.ts';
 import type { Optimizer, OptimizerState } from './optimizer.ts';
 import { float32Buffer } from '../backend.ts';
 import { nativeAddon } from '../kernels/native.ts';
+import { emptyFloat32 } from '../kernels/host.ts';
 
 /** One optimiser parameter group: parameter keys (PyTorch names) with their lr scale and decay. */
 export interface ParamGroup {
@@ -160,7 +161,7 @@ export class AdamW implements Optimizer {
    */
   private updateInOnePass(s: Slot, g: tf.Tensor, lr: number, c1: number, c2: number): boolean {
     if (float32Buffer(g, false) === null || float32Buffer(s.m, true) === null || float32Buffer(s.v, true) === null) return false;
-    const next = tf.zerosLike(s.variable);
+    const next = emptyFloat32(s.variable.shape); // every element written below
     // Views only after the last allocation: allocating may move the wasm heap.
     const [out, p, m, v, gr] = [float32Buffer(next, true), float32Buffer(s.variable, false), float32Buffer(s.m, true), float32Buffer(s.v, true), float32Buffer(g, false)];
     if (!out || !p || !m || !v || !gr) {
