@@ -2,6 +2,8 @@
  * Public API of the Conv2Former dense-prediction framework.
  */
 export { initBackend, BACKEND_CHOICES, type BackendChoice } from './backend.ts';
+export { nativeKernelsStatus, registerNativeKernels } from './kernels/native.ts';
+export { setHostKernels, runOnHost } from './kernels/host.ts';
 export {
   Conv2Former,
   createConv2Former,

@@ -13,6 +13,8 @@
  *   adamw(p, m, v, g, out, consts[9])    the update of src/engine/adamw.ts, every step rounded to float32
  *   channelSum(x, out) / channelDot(a, b, out)   out[c] = Σ_rows x[r, c] / Σ_rows a[r, c] b[r, c]
  *   channelOp(op, x, v, out)       out[r, c] = x[r, c] + v[c] (op 0) or x[r, c] * v[c] (op 1)
+ *   labelLogSoftmax(x, labels, logp, probs) / labelLogSoftmaxGrad(dy, probs, labels, dx)
+ *                                  per row: log softmax(x)[label] and the softmax; the gradient
  *   setThreads(n)                 OpenMP threads (OpenBLAS itself stays single-threaded)
  */
 #define _GNU_SOURCE
@@ -503,6 +505,64 @@ static napi_value channel_op(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static int32_t *i32arr(napi_env env, napi_value v, size_t *len) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_int32_array) return NULL;
+  *len = length;
+  return (int32_t *)data;
+}
+
+/* Rows of c = len(x) / len(labels) logits: logp[r] = x[r, y] - max - log Σ exp(x - max), probs the softmax.
+ * Returns the first row whose label is outside [0, c), -1 if none. */
+static napi_value label_log_softmax(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  F32(0, x) F32(2, logp) F32(3, probs)
+  size_t rows_len = 0;
+  int32_t *y = i32arr(env, argv[1], &rows_len);
+  if (!y || rows_len == 0) { napi_throw_error(env, NULL, "c2f_native.labelLogSoftmax: labels must be an Int32Array"); return NULL; }
+  const long rows = (long)rows_len, c = (long)(x_len / rows_len);
+  long bad = rows;
+#pragma omp parallel for schedule(static) if (rows * c > 32768) reduction(min:bad)
+  for (long r = 0; r < rows; r++) {
+    const float *xr = x + r * c;
+    float *pr = probs + r * c;
+    float m = xr[0];
+    for (long k = 1; k < c; k++) if (xr[k] > m) m = xr[k];
+    for (long k = 0; k < c; k++) pr[k] = xr[k] - m;
+    vmath(0, pr, pr, c);
+    double s = 0;
+    for (long k = 0; k < c; k++) s += pr[k];
+    const float inv = (float)(1.0 / s);
+    for (long k = 0; k < c; k++) pr[k] *= inv;
+    const int32_t lab = y[r];
+    if (lab < 0 || lab >= c) { if (r < bad) bad = r; logp[r] = 0; continue; }
+    logp[r] = (float)((double)xr[lab] - m - log(s));
+  }
+  napi_value out;
+  napi_create_double(env, bad == rows ? -1.0 : (double)bad, &out);
+  return out;
+}
+
+static napi_value label_log_softmax_grad(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  F32(0, dy) F32(1, probs) F32(3, dx)
+  size_t rows_len = 0;
+  int32_t *y = i32arr(env, argv[2], &rows_len);
+  if (!y || rows_len != dy_len) { napi_throw_error(env, NULL, "c2f_native.labelLogSoftmaxGrad: bad labels"); return NULL; }
+  const long rows = (long)rows_len, c = (long)(probs_len / rows_len);
+#pragma omp parallel for schedule(static) if (rows * c > 32768)
+  for (long r = 0; r < rows; r++) {
+    const float g = dy[r];
+    const float *pr = probs + r * c;
+    float *d = dx + r * c;
+    for (long k = 0; k < c; k++) d[k] = -g * pr[k];
+    d[y[r]] += g;
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
@@ -530,6 +590,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"channelSum", NULL, channel_sum, NULL, NULL, NULL, napi_default, NULL},
     {"channelDot", NULL, channel_dot, NULL, NULL, NULL, napi_default, NULL},
     {"channelOp", NULL, channel_op, NULL, NULL, NULL, napi_default, NULL},
+    {"labelLogSoftmax", NULL, label_log_softmax, NULL, NULL, NULL, napi_default, NULL},
+    {"labelLogSoftmaxGrad", NULL, label_log_softmax_grad, NULL, NULL, NULL, napi_default, NULL},
     {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

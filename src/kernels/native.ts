@@ -31,6 +31,9 @@ export interface NativeAddon {
   channelSum(x: Float32Array, out: Float32Array): void;
   channelDot(a: Float32Array, b: Float32Array, out: Float32Array): void;
   channelOp(op: number, x: Float32Array, v: Float32Array, out: Float32Array): void;
+  /** @returns the first row whose label is outside [0, C), or -1 */
+  labelLogSoftmax(x: Float32Array, labels: Int32Array, logp: Float32Array, probs: Float32Array): number;
+  labelLogSoftmaxGrad(dy: Float32Array, probs: Float32Array, labels: Int32Array, dx: Float32Array): void;
   setThreads(n: number): void;
 }
 

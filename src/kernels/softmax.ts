@@ -5,19 +5,26 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { runOnHost } from './host.ts';
+import { nativeAddon } from './native.ts';
 
 /**
  * `log softmax(logits)[p, labels[p]]` with its gradient `dlogits[p, c] = dy[p] ([c = label] - softmax[p, c])`.
- * Stable form `x_y - max - log Σ exp(x - max)` in float64.
+ * Stable form `x_y - max - log Σ exp(x - max)`, the sums in float64 (compiled with the native addon).
  * @param logits `[P, C]` float32
  * @param labels `[P]` int32 in `[0, C)`
  * @returns `[P]`
  */
 export function labelLogSoftmax(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
   const [rows, c] = logits.shape;
+  const lib = nativeAddon();
   const run = tf.customGrad((...args: unknown[]) => {
     const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     const [logp, probs] = runOnHost([x, labels], [[rows], [rows, c]], ([xv, yv], [lv, pv]) => {
+      if (lib) {
+        const bad = lib.labelLogSoftmax(xv as Float32Array, yv as Int32Array, lv, pv);
+        if (bad >= 0) throw new Error(`labelLogSoftmax: label ${yv[bad]} at row ${bad} is outside [0, ${c})`);
+        return;
+      }
       for (let r = 0, o = 0; r < rows; r++, o += c) {
         const y = yv[r];
         if (!(y >= 0 && y < c)) throw new Error(`labelLogSoftmax: label ${y} at row ${r} is outside [0, ${c})`);
@@ -39,6 +46,7 @@ export function labelLogSoftmax(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Te
     return {
       value: logp,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => runOnHost([dy, saved[0], saved[1]], [[rows, c]], ([gv, pv, yv], [dxv]) => {
+        if (lib) return lib.labelLogSoftmaxGrad(gv as Float32Array, pv as Float32Array, yv as Int32Array, dxv);
         for (let r = 0, o = 0; r < rows; r++, o += c) {
           const g = gv[r];
           for (let k = 0; k < c; k++) dxv[o + k] = -g * pv[o + k];
