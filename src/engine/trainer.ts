@@ -17,6 +17,7 @@
  * files are described in `checkpointer.ts`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { float32Buffer } from '../backend.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { manualSeed } from '../nn/random.ts';
@@ -232,6 +233,13 @@ function mapGrads(grads: Record<string, tf.Tensor>, fn: (t: tf.Tensor) => tf.Ten
 
 /** sqrt(sum of squares) over all gradients, as a JS number. */
 export function globalNorm(grads: Record<string, tf.Tensor>): number {
+  // On cpu/wasm: one pass over each gradient's memory (float64 sums) instead of two kernels per tensor.
+  const views = Object.values(grads).map((t) => float32Buffer(t, false));
+  if (views.length > 0 && views.every((v) => v !== null)) {
+    let s = 0;
+    for (const v of views as Float32Array[]) for (let i = 0; i < v.length; i++) s += v[i] * v[i];
+    return Math.sqrt(s);
+  }
   return tf.tidy(() => {
     const sq = Object.values(grads).map((t) => tf.sum(tf.square(t)));
     if (sq.length === 0) return 0;
