@@ -127,59 +127,6 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
 }
 
 /* dims: n, h, w, cin, kh, kw, cout, sh, sw, padTop, padLeft, dh, dw, ho, wo */
-/*
- * Stride 1, dilation 1: no patch matrix. On the input zero-padded to hp x wp, the output computed
- * over the full padded width (wp - wo extra columns per row, dropped at the end) makes every tap's
- * input a contiguous [rows, cin] block: kh*kw sgemms accumulate into it. The patch matrix (kh*kw
- * times the input) is never written.
- */
-static int conv2d_shifted(const float *x, const float *w, float *y, int n, int h, int wd, int cin, int kh, int kw,
-                          int cout, int pt, int pl, int ho, int wo) {
-  const int hp = ho + kh - 1, wp = wo + kw - 1;
-  const long rows = (long)(ho - 1) * wp + wo; /* output rows over the padded width */
-  float *xp = (float *)malloc(sizeof(float) * (size_t)hp * wp * cin);
-  float *acc = (float *)malloc(sizeof(float) * (size_t)rows * cout);
-  if (!xp || !acc) { free(xp); free(acc); return 0; }
-  const int threads = rows * cin * cout * kh * kw >= PARALLEL_MIN_MACS ? omp_get_max_threads() : 1;
-  for (int b = 0; b < n; b++) {
-    const float *xb = x + (size_t)b * h * wd * cin;
-#pragma omp parallel num_threads(threads)
-    {
-#pragma omp for schedule(static)
-      for (int iy = 0; iy < hp; iy++) {
-        float *dst = xp + (size_t)iy * wp * cin;
-        const int sy = iy - pt;
-        if (sy < 0 || sy >= h) { memset(dst, 0, sizeof(float) * (size_t)wp * cin); continue; }
-        for (int ix = 0; ix < wp; ix++) {
-          const int sx = ix - pl;
-          if (sx < 0 || sx >= wd) memset(dst + (size_t)ix * cin, 0, sizeof(float) * cin);
-          else memcpy(dst + (size_t)ix * cin, xb + ((size_t)sy * wd + sx) * cin, sizeof(float) * cin);
-        }
-      }
-      /* Each thread owns a contiguous share of the output rows for all taps. */
-      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      const long lo = rows * t / nt, hi = rows * (t + 1) / nt;
-      if (hi > lo) {
-        for (int ky = 0; ky < kh; ky++) {
-          for (int kx = 0; kx < kw; kx++) {
-            const float *a = xp + ((size_t)ky * wp + kx + lo) * cin;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), cout, cin, 1.0f, a, cin,
-                        w + ((size_t)ky * kw + kx) * cin * cout, cout, ky == 0 && kx == 0 ? 0.0f : 1.0f, acc + lo * cout, cout);
-          }
-        }
-      }
-#pragma omp barrier
-#pragma omp for schedule(static)
-      for (int oy = 0; oy < ho; oy++) {
-        memcpy(y + (((size_t)b * ho + oy) * wo) * cout, acc + (size_t)oy * wp * cout, sizeof(float) * (size_t)wo * cout);
-      }
-    }
-  }
-  free(xp);
-  free(acc);
-  return 1;
-}
-
 static napi_value conv2d(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   if (!get_args(env, info, 4, argv)) return NULL;
@@ -191,10 +138,6 @@ static napi_value conv2d(napi_env env, napi_callback_info info) {
   if (!x || !w || !y || type != napi_int32_array || dl < 15) { napi_throw_error(env, NULL, "c2f_native.conv2d: bad arguments"); return NULL; }
   const int n = d[0], h = d[1], wd = d[2], cin = d[3], kh = d[4], kw = d[5], cout = d[6];
   const int sh = d[7], sw = d[8], pt = d[9], pl = d[10], dh = d[11], dw = d[12], ho = d[13], wo = d[14];
-  if (sh == 1 && sw == 1 && dh == 1 && dw == 1 && cin >= 16 && kh * kw > 1) {
-    if (!conv2d_shifted(x, w, y, n, h, wd, cin, kh, kw, cout, pt, pl, ho, wo)) napi_throw_error(env, NULL, "c2f_native.conv2d: out of memory");
-    return NULL;
-  }
   const long rows = (long)n * ho * wo, K = (long)kh * kw * cin;
   /* Each thread takes a contiguous share of the output rows and builds their patches in chunks
    * that stay under ~4 MB (bounded memory), then one sgemm per chunk. */
