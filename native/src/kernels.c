@@ -94,8 +94,11 @@ static napi_value get_args(napi_env env, napi_callback_info info, size_t want, n
   return argv[0];
 }
 
-/* Parallel regions only for work worth waking the threads for (multiply-adds). */
-#define PARALLEL_MIN_MACS 200000L
+/* Parallel regions only for work worth waking the threads for: a region costs tens of µs (idle
+ * threads sleep rather than spin, see native.ts), as much as ~2M multiply-adds or ~200k element
+ * updates on one thread. */
+#define PARALLEL_MIN_MACS 4000000L
+#define PARALLEL_MIN_ELEMS 262144L
 
 static napi_value gemm(napi_env env, napi_callback_info info) {
   napi_value argv[11];
@@ -231,7 +234,7 @@ static napi_value unary(napi_env env, napi_callback_info info) {
   float *x = f32(env, argv[1], &len), *y = f32(env, argv[2], &leny);
   if (!x || !y || leny < len) { napi_throw_error(env, NULL, "c2f_native.unary: bad arguments"); return NULL; }
   const long nel = (long)len;
-#pragma omp parallel for schedule(static) if (nel > 32768)
+#pragma omp parallel for schedule(static) if (nel > PARALLEL_MIN_ELEMS)
   for (long i0 = 0; i0 < nel; i0 += BLOCK) vmath(op, x + i0, y + i0, nel - i0 < BLOCK ? nel - i0 : BLOCK);
   return NULL;
 }
@@ -255,7 +258,7 @@ static napi_value layer_norm(napi_env env, napi_callback_info info) {
   F32(0, x) F32(1, w) F32(2, b) F32(3, y) F32(4, mean) F32(5, rstd)
   const double eps = num(env, argv[6]);
   const long c = (long)w_len, rows = (long)mean_len;
-#pragma omp parallel for schedule(static) if (rows * c > 32768)
+#pragma omp parallel for schedule(static) if (rows * c > PARALLEL_MIN_ELEMS)
   for (long r = 0; r < rows; r++) {
     const float *xr = x + r * c;
     double s = 0, ss = 0;
@@ -275,7 +278,7 @@ static napi_value layer_norm_grad(napi_env env, napi_callback_info info) {
   ARGS(8);
   F32(0, dy) F32(1, x) F32(2, mean) F32(3, rstd) F32(4, w) F32(5, dx) F32(6, dw) F32(7, db)
   const long c = (long)w_len, rows = (long)mean_len;
-  const int nt = rows * c > 32768 ? omp_get_max_threads() : 1;
+  const int nt = rows * c > PARALLEL_MIN_ELEMS ? omp_get_max_threads() : 1;
   double *part = (double *)calloc((size_t)nt * 2 * c, sizeof(double));
   if (!part) { napi_throw_error(env, NULL, "c2f_native: out of memory"); return NULL; }
 #pragma omp parallel num_threads(nt)
@@ -317,7 +320,7 @@ static napi_value batch_norm(napi_env env, napi_callback_info info) {
   F32(0, x) F32(1, w) F32(2, b) F32(3, y) F32(4, mean) F32(5, var) F32(6, rstd)
   const double eps = num(env, argv[7]);
   const long c = (long)w_len, rows = (long)(x_len / w_len);
-  const int nt = rows * c > 32768 ? omp_get_max_threads() : 1;
+  const int nt = rows * c > PARALLEL_MIN_ELEMS ? omp_get_max_threads() : 1;
   double *part = (double *)calloc((size_t)nt * 2 * c, sizeof(double));
   float *scale = (float *)malloc(sizeof(float) * 2 * c);
   if (!part || !scale) { free(part); free(scale); napi_throw_error(env, NULL, "c2f_native: out of memory"); return NULL; }
@@ -357,7 +360,7 @@ static napi_value batch_norm_grad(napi_env env, napi_callback_info info) {
   ARGS(8);
   F32(0, dy) F32(1, x) F32(2, mean) F32(3, rstd) F32(4, w) F32(5, dx) F32(6, dw) F32(7, db)
   const long c = (long)w_len, rows = (long)(x_len / w_len);
-  const int nt = rows * c > 32768 ? omp_get_max_threads() : 1;
+  const int nt = rows * c > PARALLEL_MIN_ELEMS ? omp_get_max_threads() : 1;
   double *part = (double *)calloc((size_t)nt * 2 * c, sizeof(double));
   float *coef = (float *)malloc(sizeof(float) * 3 * c);
   if (!part || !coef) { free(part); free(coef); napi_throw_error(env, NULL, "c2f_native: out of memory"); return NULL; }
@@ -398,7 +401,7 @@ static napi_value gelu(napi_env env, napi_callback_info info) {
   F32(0, x) F32(1, y) F32(2, cdf)
   const long n = (long)x_len;
   const float r2 = (float)M_SQRT1_2;
-#pragma omp parallel for schedule(static) if (n > 32768)
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN_ELEMS)
   for (long i0 = 0; i0 < n; i0 += BLOCK) {
     const long m = n - i0 < BLOCK ? n - i0 : BLOCK;
     float t[BLOCK];
@@ -418,7 +421,7 @@ static napi_value gelu_grad(napi_env env, napi_callback_info info) {
   F32(0, dy) F32(1, x) F32(2, cdf) F32(3, dx)
   const long n = (long)x_len;
   const float k = (float)(1.0 / sqrt(2.0 * M_PI));
-#pragma omp parallel for schedule(static) if (n > 32768)
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN_ELEMS)
   for (long i0 = 0; i0 < n; i0 += BLOCK) {
     const long m = n - i0 < BLOCK ? n - i0 : BLOCK;
     float t[BLOCK];
@@ -438,7 +441,7 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   const float b1 = k[0], ob1 = k[1], b2 = k[2], ob2 = k[3], c1 = k[4], c2 = k[5], eps = k[6], lr = k[7], decay = k[8];
   const int decays = k[9] != 0.0f;
   const long n = (long)p_len;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN_ELEMS)
   for (long i = 0; i < n; i++) {
     const float gi = g[i];
     const float mi = m[i] * b1 + gi * ob1;
@@ -454,7 +457,7 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
 
 /* Σ over rows of x[r, c] (b == NULL) or x[r, c] * b[r, c], c = len(out), in per-thread float64 partials. */
 static int channel_reduce(const float *x, const float *b, float *out, long c, long rows) {
-  const int nt = rows * c > 65536 ? omp_get_max_threads() : 1;
+  const int nt = rows * c > PARALLEL_MIN_ELEMS ? omp_get_max_threads() : 1;
   double *part = (double *)calloc((size_t)nt * c, sizeof(double));
   if (!part) return 0;
 #pragma omp parallel num_threads(nt)
@@ -495,7 +498,7 @@ static napi_value channel_op(napi_env env, napi_callback_info info) {
   const int op = i32(env, argv[0]);
   F32(1, x) F32(2, v) F32(3, out)
   const long c = (long)v_len, rows = (long)(x_len / v_len);
-#pragma omp parallel for schedule(static) if (rows * c > 65536)
+#pragma omp parallel for schedule(static) if (rows * c > PARALLEL_MIN_ELEMS)
   for (long r = 0; r < rows; r++) {
     const float *xr = x + r * c;
     float *o = out + r * c;
@@ -524,7 +527,7 @@ static napi_value label_log_softmax(napi_env env, napi_callback_info info) {
   if (!y || rows_len == 0) { napi_throw_error(env, NULL, "c2f_native.labelLogSoftmax: labels must be an Int32Array"); return NULL; }
   const long rows = (long)rows_len, c = (long)(x_len / rows_len);
   long bad = rows;
-#pragma omp parallel for schedule(static) if (rows * c > 32768) reduction(min:bad)
+#pragma omp parallel for schedule(static) if (rows * c > PARALLEL_MIN_ELEMS) reduction(min:bad)
   for (long r = 0; r < rows; r++) {
     const float *xr = x + r * c;
     float *pr = probs + r * c;
@@ -552,7 +555,7 @@ static napi_value label_log_softmax_grad(napi_env env, napi_callback_info info) 
   int32_t *y = i32arr(env, argv[2], &rows_len);
   if (!y || rows_len != dy_len) { napi_throw_error(env, NULL, "c2f_native.labelLogSoftmaxGrad: bad labels"); return NULL; }
   const long rows = (long)rows_len, c = (long)(probs_len / rows_len);
-#pragma omp parallel for schedule(static) if (rows * c > 32768)
+#pragma omp parallel for schedule(static) if (rows * c > PARALLEL_MIN_ELEMS)
   for (long r = 0; r < rows; r++) {
     const float g = dy[r];
     const float *pr = probs + r * c;
