@@ -129,16 +129,27 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The (x, w, y, dims) arguments of the convolutions; false (an exception pending) if malformed. */
+static bool conv_args(napi_env env, napi_callback_info info, const char *name, size_t ndims,
+                      float **x, float **w, float **y, int32_t **d) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return false;
+  *x = f32(env, argv[0], NULL), *w = f32(env, argv[1], NULL), *y = f32(env, argv[2], NULL);
+  size_t dl = 0;
+  napi_typedarray_type type;
+  if (!*x || !*w || !*y || napi_get_typedarray_info(env, argv[3], &type, &dl, (void **)d, NULL, NULL) != napi_ok ||
+      type != napi_int32_array || dl < ndims) {
+    napi_throw_error(env, NULL, name);
+    return false;
+  }
+  return true;
+}
+
 /* dims: n, h, w, cin, kh, kw, cout, sh, sw, padTop, padLeft, dh, dw, ho, wo */
 static napi_value conv2d(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!get_args(env, info, 4, argv)) return NULL;
-  float *x = f32(env, argv[0], NULL), *w = f32(env, argv[1], NULL), *y = f32(env, argv[2], NULL);
+  float *x, *w, *y;
   int32_t *d;
-  size_t dl;
-  napi_typedarray_type type;
-  CHECK(napi_get_typedarray_info(env, argv[3], &type, &dl, (void **)&d, NULL, NULL));
-  if (!x || !w || !y || type != napi_int32_array || dl < 15) { napi_throw_error(env, NULL, "c2f_native.conv2d: bad arguments"); return NULL; }
+  if (!conv_args(env, info, "c2f_native.conv2d: bad arguments", 15, &x, &w, &y, &d)) return NULL;
   const int n = d[0], h = d[1], wd = d[2], cin = d[3], kh = d[4], kw = d[5], cout = d[6];
   const int sh = d[7], sw = d[8], pt = d[9], pl = d[10], dh = d[11], dw = d[12], ho = d[13], wo = d[14];
   const long rows = (long)n * ho * wo, K = (long)kh * kw * cin;
@@ -179,14 +190,9 @@ static napi_value conv2d(napi_env env, napi_callback_info info) {
 
 /* dims: n, h, w, c, kh, kw, sh, sw, padTop, padLeft, dh, dw, ho, wo */
 static napi_value depthwise(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!get_args(env, info, 4, argv)) return NULL;
-  float *x = f32(env, argv[0], NULL), *w = f32(env, argv[1], NULL), *y = f32(env, argv[2], NULL);
+  float *x, *w, *y;
   int32_t *d;
-  size_t dl;
-  napi_typedarray_type type;
-  CHECK(napi_get_typedarray_info(env, argv[3], &type, &dl, (void **)&d, NULL, NULL));
-  if (!x || !w || !y || type != napi_int32_array || dl < 14) { napi_throw_error(env, NULL, "c2f_native.depthwise: bad arguments"); return NULL; }
+  if (!conv_args(env, info, "c2f_native.depthwise: bad arguments", 14, &x, &w, &y, &d)) return NULL;
   const int n = d[0], h = d[1], wd = d[2], c = d[3], kh = d[4], kw = d[5];
   const int sh = d[6], sw = d[7], pt = d[8], pl = d[9], dh = d[10], dw = d[11], ho = d[12], wo = d[13];
   /* Parallel over (image, output row) when there are enough of them, else over channel blocks
