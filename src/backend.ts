@@ -159,25 +159,3 @@ export function wasmHeapBytes(): number | null {
   const wasm = (tf.backend() as unknown as { wasm: { wasmMemory?: WebAssembly.Memory; HEAPU8: Uint8Array } }).wasm;
   return (wasm.wasmMemory?.buffer ?? wasm.HEAPU8.buffer).byteLength;
 }
-
-/**
- * A float32 view of `t`'s buffer on the cpu and wasm backends, without a copy: for one pass over
- * the memory where a kernel chain would make several (the optimiser's update). With `writable`,
- * only where the buffer is `t`'s alone (no other tensor shares it). Null elsewhere (native
- * backends, shared or non-float buffers): the caller then uses tensor ops. Invalid once any tensor
- * is allocated (the wasm heap may move).
- */
-export function float32Buffer(t: tf.Tensor, writable: boolean): Float32Array | null {
-  if (t.dtype !== 'float32' || t.isDisposed) return null;
-  const name = tf.getBackend();
-  const backend = tf.backend() as unknown as {
-    refCount(dataId: object): number;
-    typedArrayFromHeap?(info: tf.TensorInfo): Float32Array;
-    data?: { get(dataId: object): { values?: unknown } | undefined };
-  };
-  if (name !== 'wasm' && name !== 'cpu') return null;
-  if (writable && backend.refCount(t.dataId) !== 1) return null;
-  if (name === 'wasm') return backend.typedArrayFromHeap!({ dataId: t.dataId, shape: t.shape, dtype: 'float32' });
-  const values = backend.data?.get(t.dataId)?.values;
-  return values instanceof Float32Array && values.length === t.size ? values : null;
-}

@@ -13,9 +13,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Module } from '../nn/module.ts';
 import type { TensorDict } from '../io/tensor_data.ts';
 import type { Optimizer, OptimizerState } from './optimizer.ts';
-import { float32Buffer } from '../backend.ts';
 import { nativeAddon } from '../kernels/native.ts';
-import { emptyFloat32 } from '../kernels/host.ts';
+import { emptyFloat32, float32Buffer } from '../kernels/host.ts';
 
 /** One optimiser parameter group: parameter keys (PyTorch names) with their lr scale and decay. */
 export interface ParamGroup {

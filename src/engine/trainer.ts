@@ -17,7 +17,7 @@
  * files are described in `checkpointer.ts`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { float32Buffer } from '../backend.ts';
+import { float32Buffer } from '../kernels/host.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { manualSeed } from '../nn/random.ts';

@@ -5,13 +5,8 @@
  * (~0.2 ms each on a [1,14,14,288] map on wasm, the reduction with a transpose first).
  */
 import * as tf from '@tensorflow/tfjs';
-import { hostKernelsAvailable, runOnHost } from './host.ts';
-import { nativeAddon, type NativeAddon } from './native.ts';
-
-/** The addon where these ops can run on the active backend, else null. */
-export function channelOps(): NativeAddon | null {
-  return hostKernelsAvailable() ? nativeAddon() : null;
-}
+import { runOnHost } from './host.ts';
+import { hostAddon, type NativeAddon } from './native.ts';
 
 /** Whether `v` is a `[C]` vector over `x`'s last axis (both float32). */
 export function isChannelVector(x: tf.Tensor, v: tf.Tensor): boolean {
@@ -34,7 +29,7 @@ export function sumToChannels(lib: NativeAddon, x: tf.Tensor): tf.Tensor1D {
  * `x` and `gamma`, as tfjs's Multiply does). Without the addon: `tf.mul`.
  */
 export function scaleChannels<T extends tf.Tensor>(x: T, gamma: tf.Tensor): T {
-  const lib = channelOps();
+  const lib = hostAddon();
   if (!lib || !isChannelVector(x, gamma)) return tf.mul(x, gamma);
   const run = tf.customGrad((...args: unknown[]) => {
     const [xIn, g, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];

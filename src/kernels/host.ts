@@ -11,10 +11,36 @@ import * as tf from '@tensorflow/tfjs';
 export type HostArray = Float32Array | Int32Array | Uint8Array;
 
 interface HostBackend {
+  refCount(dataId: object): number;
   makeOutput?(shape: number[], dtype: tf.DataType): tf.TensorInfo; // wasm (cpu's has another signature)
   typedArrayFromHeap?(info: tf.TensorInfo): HostArray; // wasm
   makeTensorInfo?(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo; // cpu
   data?: { get(dataId: object): { values?: unknown } | undefined }; // cpu
+}
+
+/**
+ * What the active backend stores for `t`, without a copy: on wasm a view of its heap, on cpu the
+ * tensor's values (a typed array, or a plain array some cpu kernels leave). The one place that
+ * reads the backends' internals; only for `cpu` and `wasm`.
+ */
+function storedValues(t: tf.TensorInfo): unknown {
+  const backend = tf.backend() as unknown as HostBackend;
+  return tf.getBackend() === 'wasm' ? backend.typedArrayFromHeap!(t) : backend.data?.get(t.dataId)?.values;
+}
+
+/**
+ * A float32 view of `t`'s buffer on the cpu and wasm backends, without a copy: for one pass over
+ * the memory where a kernel chain would make several (the optimiser's update). With `writable`,
+ * only where the buffer is `t`'s alone (no other tensor shares it). Null elsewhere (native
+ * backends, shared or non-float buffers): the caller then uses tensor ops. Invalid once any tensor
+ * is allocated (the wasm heap may move).
+ */
+export function float32Buffer(t: tf.Tensor, writable: boolean): Float32Array | null {
+  const name = tf.getBackend();
+  if (t.dtype !== 'float32' || t.isDisposed || (name !== 'wasm' && name !== 'cpu')) return null;
+  if (writable && (tf.backend() as unknown as HostBackend).refCount(t.dataId) !== 1) return null;
+  const values = storedValues(t);
+  return values instanceof Float32Array && values.length === t.size ? values : null;
 }
 
 let enabled = process.env.C2F_HOST_KERNELS !== '0';
@@ -35,9 +61,8 @@ export function hostKernelsAvailable(): boolean {
   return enabled && (name === 'cpu' || name === 'wasm');
 }
 
-function view(backend: HostBackend, t: tf.TensorInfo): HostArray {
-  if (tf.getBackend() === 'wasm') return backend.typedArrayFromHeap!(t);
-  const values = backend.data?.get(t.dataId)?.values;
+function view(t: tf.TensorInfo): HostArray {
+  const values = storedValues(t);
   if (values instanceof Float32Array || values instanceof Int32Array || values instanceof Uint8Array) return values;
   // Some cpu kernels leave plain arrays: read a typed copy (inputs only; outputs are ours).
   if (Array.isArray(values)) return t.dtype === 'float32' ? Float32Array.from(values as number[]) : Int32Array.from(values as number[]);
@@ -56,8 +81,8 @@ export function runOnHost(inputs: tf.Tensor[], outShapes: number[][], fn: (ins: 
     ? backend.makeOutput!(shape, 'float32')
     : backend.makeTensorInfo!(shape, 'float32', new Float32Array(tf.util.sizeFromShape(shape))));
   // Views only after the last allocation: allocating may grow (move) the wasm heap.
-  const ins = inputs.map((t) => view(backend, t));
-  const outs = infos.map((info) => view(backend, info) as Float32Array);
+  const ins = inputs.map((t) => view(t));
+  const outs = infos.map((info) => view(info) as Float32Array);
   const engine = tf.engine();
   const tensors = infos.map((info) => engine.makeTensorFromTensorInfo(info));
   fn(ins, outs);
@@ -72,9 +97,13 @@ export function emptyFloat32(shape: number[]): tf.Tensor {
 /**
  * `w` `[kh, kw, a, b]` reversed along both spatial axes, and with `swap` its last two axes
  * exchanged (`[kh, kw, b, a]`): a convolution's kernel for its input gradient, in one pass. The
- * wasm backend's `Reverse` took ~0.7 ms for an 11x11x288 depthwise kernel.
+ * wasm backend's `Reverse` took ~0.7 ms for an 11x11x288 depthwise kernel. Elsewhere: tfjs's kernels.
  */
 export function flipKernel(w: tf.Tensor4D, swap: boolean): tf.Tensor4D {
+  if (!hostKernelsAvailable()) {
+    const flipped = tf.reverse(w, [0, 1]);
+    return swap ? tf.transpose(flipped, [0, 1, 3, 2]) : flipped;
+  }
   const [kh, kw, a, b] = w.shape;
   return runOnHost([w], [swap ? [kh, kw, b, a] : [kh, kw, a, b]], ([src], [dst]) => {
     for (let i = 0; i < kh; i++) {

@@ -12,6 +12,7 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
+import { hostKernelsAvailable } from './host.ts';
 
 /** The addon's functions (native/src/kernels.c). */
 export interface NativeAddon {
@@ -42,6 +43,8 @@ interface WasmBackend {
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
 }
 
+/** `C2F_NATIVE_KERNELS=0`, read once: the addon is asked for on every fused op. */
+const disabled = process.env.C2F_NATIVE_KERNELS === '0';
 let addon: NativeAddon | null | undefined;
 let loadError = '';
 
@@ -68,7 +71,12 @@ let registered = false;
  * where it is not built or `C2F_NATIVE_KERNELS=0`.
  */
 export function nativeAddon(): NativeAddon | null {
-  return process.env.C2F_NATIVE_KERNELS === '0' ? null : loadAddon();
+  return disabled ? null : loadAddon();
+}
+
+/** The addon where the fused kernels run on the active backend (cpu/wasm, host kernels on), else null. */
+export function hostAddon(): NativeAddon | null {
+  return hostKernelsAvailable() ? nativeAddon() : null;
 }
 
 /** True when the native kernels serve the active backend (wasm with the addon registered). */
@@ -79,7 +87,7 @@ export function nativeKernelsActive(): boolean {
 /** Whether the native kernels serve the wasm backend, and if not, why. */
 export function nativeKernelsStatus(): { active: boolean; why?: string } {
   if (registered) return { active: true };
-  if (process.env.C2F_NATIVE_KERNELS === '0') return { active: false, why: 'C2F_NATIVE_KERNELS=0' };
+  if (disabled) return { active: false, why: 'C2F_NATIVE_KERNELS=0' };
   loadAddon();
   return { active: false, why: addon ? 'not registered (the wasm backend was not started)' : `addon not loaded: ${loadError}` };
 }
@@ -90,8 +98,7 @@ export function nativeKernelsStatus(): { active: boolean; why?: string } {
  */
 export function registerNativeKernels(threads: number): boolean {
   if (registered) return true;
-  if (process.env.C2F_NATIVE_KERNELS === '0') return false;
-  const lib = loadAddon();
+  const lib = nativeAddon();
   if (!lib) return false;
   lib.setThreads(threads);
   override(tf.BatchMatMul, (inputs, attrs, backend) => batchMatMul(lib, inputs, attrs, backend));

@@ -5,8 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module.ts';
 import { chain } from './frugal.ts';
-import { hostKernelsAvailable } from '../kernels/host.ts';
-import { nativeAddon } from '../kernels/native.ts';
+import { hostAddon } from '../kernels/native.ts';
 import { geluNative } from '../kernels/gelu.ts';
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -19,7 +18,7 @@ function normalCdf(x: tf.Tensor): tf.Tensor {
 
 /** Exact GELU: `0.5 x (1 + erf(x / √2))`, any shape. */
 export function gelu<T extends tf.Tensor>(x: T): T {
-  const lib = hostKernelsAvailable() ? nativeAddon() : null;
+  const lib = hostAddon();
   if (lib && x.dtype === 'float32') return geluNative(lib, x);
   const run = tf.customGrad((...args: unknown[]) => {
     const [xIn, save] = args as [tf.Tensor, tf.GradSaveFunc];

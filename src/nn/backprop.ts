@@ -29,10 +29,6 @@ interface TapeState {
   kernelDepth: number;
 }
 
-/**
- * The nodes on a path from any of `xs` to `y`, in tape order, each with only the inputs that
- * depend on `xs` (the inputs whose gradients are needed).
- */
 /** Input names (customGrad: '0', '1', ...) of the node whose gradient is being computed, if known. */
 let neededInputs: Set<string> | null = null;
 
@@ -46,6 +42,10 @@ export function inputNeedsGradient(index: number): boolean {
   return neededInputs === null || neededInputs.has(String(index));
 }
 
+/**
+ * The nodes on a path from any of `xs` to `y`, in tape order, each with only the inputs that
+ * depend on `xs` (the inputs whose gradients are needed).
+ */
 function nodesFromXsToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNode[] {
   const fromX = new Set(xs.map((x) => x.id));
   const nodeFromX = new Set<number>();

@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { matMul } from './matmul.ts';
 import { inputNeedsGradient } from './backprop.ts';
-import { flipKernel, hostKernelsAvailable } from '../kernels/host.ts';
+import { flipKernel } from '../kernels/host.ts';
 
 /** Convolution geometry, PyTorch-style explicit symmetric or asymmetric padding. */
 export interface ConvGeometry {
@@ -146,7 +146,7 @@ const DENSE: ConvKernels = {
 
 function denseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g: ConvGeometry): tf.Tensor4D {
   const [kh, kw] = w.shape;
-  const flipped = hostKernelsAvailable() ? flipKernel(w, true) : tf.reverse(w, [0, 1]).transpose([0, 1, 3, 2]) as tf.Tensor4D;
+  const flipped = flipKernel(w, true);
   const pads = inputGradPadding([xShape[1], xShape[2]], [dy.shape[1], dy.shape[2]], [kh, kw], g);
   const [z, pad] = asConvInput(zeroStuff(dy, g.stride), pads);
   return tf.conv2d(z, flipped, 1, pad, 'NHWC', g.dilation);
@@ -217,7 +217,7 @@ function depthwiseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g
   const [kh, kw, c, m] = w.shape;
   // Output channel c*m+k depends on input channel c only: convolve each output channel with its own
   // flipped kernel, then sum the m multiplier channels of each input channel.
-  const flipped = (hostKernelsAvailable() ? flipKernel(w, false) : tf.reverse(w, [0, 1])).reshape([kh, kw, c * m, 1]) as tf.Tensor4D;
+  const flipped = flipKernel(w, false).reshape([kh, kw, c * m, 1]) as tf.Tensor4D;
   const pads = inputGradPadding([xShape[1], xShape[2]], [dy.shape[1], dy.shape[2]], [kh, kw], g);
   const [z, pad] = asConvInput(zeroStuff(dy, g.stride), pads);
   const full = tf.depthwiseConv2d(z, flipped, 1, pad, 'NHWC', g.dilation);

@@ -9,11 +9,12 @@
  * gradient reads.
  */
 import * as tf from '@tensorflow/tfjs';
-import { channelOp, channelOps, isChannelVector, sumToChannels } from '../kernels/channel.ts';
+import { channelOp, isChannelVector, sumToChannels } from '../kernels/channel.ts';
+import { hostAddon } from '../kernels/native.ts';
 
 /** `dy` summed over the axes `shape` was broadcast along, as tfjs's own `Add` gradient does. */
 function unbroadcast(dy: tf.Tensor, shape: number[]): tf.Tensor {
-  const lib = channelOps();
+  const lib = hostAddon();
   const c = dy.shape[dy.rank - 1];
   // A bias [C] (or [1, ..., 1, C]) over [..., C]: one pass of the native kernel.
   if (lib && dy.dtype === 'float32' && dy.rank > 1 && shape[shape.length - 1] === c && shape.slice(0, -1).every((d) => d === 1)) {
@@ -31,7 +32,7 @@ export function addSavingNothing<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
   const aShape = a.shape, bShape = b.shape;
   const run = tf.customGrad((...args: unknown[]) => {
     const [x, y] = args as [tf.Tensor, tf.Tensor];
-    const lib = channelOps();
+    const lib = hostAddon();
     const value = lib && isChannelVector(x, y) ? channelOp(lib, 0, x, y) : tf.add(x, y);
     return { value, gradFunc: (dy: tf.Tensor) => [unbroadcast(dy, aShape), unbroadcast(dy, bShape)] };
   });
