@@ -25,7 +25,7 @@ import { loadConfig } from '../src/config/load.ts';
 import { createConv2Former } from '../src/backbone/conv2former.ts';
 import { buildModel } from '../src/models/build.ts';
 import { sumLosses, type Model } from '../src/models/model.ts';
-import { buildDataset } from '../src/datasets/build.ts';
+import { buildLoadingDataset } from '../src/datasets/build.ts';
 import { DataLoader, type Batch } from '../src/datasets/loader.ts';
 import { AdamW } from '../src/engine/adamw.ts';
 import { buildParamGroups } from '../src/engine/param_groups.ts';
@@ -85,12 +85,12 @@ function trainStep(p: KernelProfiler | null, module: Module, loss: () => tf.Scal
 async function upernetStepper(): Promise<Stepper> {
   const file = 'configs/upernet_c2f_shapes.yaml';
   const cfg = loadConfig(join(ROOT, file)) as {
-    model: unknown; data: { train: unknown; batch_size: number };
+    model: unknown; data: { train: unknown; batch_size: number; num_workers?: number };
     optimizer: { lr: number; weight_decay: number; betas?: [number, number]; eps?: number };
   };
   const model = (await buildModel(cfg.model, { file, log: () => {} })) as Model & Module;
   model.train();
-  const ds = await buildDataset(cfg.data.train, { file, path: 'data.train' });
+  const ds = await buildLoadingDataset(cfg.data.train, { file, path: 'data.train' }, cfg.data.num_workers ?? 0);
   const loader = new DataLoader(ds, { batchSize: cfg.data.batch_size, shuffle: true, infinite: true, seed: 0 });
   const it = loader[Symbol.asyncIterator]();
   const o = cfg.optimizer;

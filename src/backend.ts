@@ -8,7 +8,7 @@
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { patchForWasmThreads, unrefWasmWorkers } from './wasm_threads.ts';
-import { nativeKernelsStatus, registerNativeKernels } from './kernels/native.ts';
+import { nativeAddon, nativeKernelThreads, nativeKernelsActive, nativeKernelsStatus, registerNativeKernels } from './kernels/native.ts';
 
 /** Backend names a user may ask for. `auto` takes the fastest one that loads. */
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -19,8 +19,9 @@ const AUTO_ORDER: Exclude<BackendChoice, 'auto'>[] = ['tensorflow-gpu', 'tensorf
 let announced = false;
 
 /**
- * Threads of the wasm backend's pool: `opts.wasmThreads`, else `C2F_WASM_THREADS`, else every core
- * (at most 8, tfjs's pool limit). 1 = the single-threaded build.
+ * Threads of the wasm backend: `opts.wasmThreads`, else `C2F_WASM_THREADS`, else every core (at most
+ * 8, tfjs's pool limit). They go to the native kernels where the addon loads, else to the wasm
+ * module's pool (1 = its single-threaded build).
  */
 function wasmThreadCount(requested: number | undefined): number {
   const env = process.env.C2F_WASM_THREADS;
@@ -96,8 +97,8 @@ async function tryBackend(name: Exclude<BackendChoice, 'auto'>, wasmThreads: num
  * Activates a backend and returns its tfjs name (`tensorflow`, `wasm` or `cpu`).
  *
  * Resolution: an explicit `name` other than `auto` wins; otherwise the `C2F_BACKEND` environment
- * variable; otherwise auto. The wasm backend runs its conv/matmul kernels on a pool of
- * `opts.wasmThreads` / `C2F_WASM_THREADS` / all-cores threads. Logs the chosen backend once per
+ * variable; otherwise auto. The wasm backend runs its conv/matmul kernels on
+ * `opts.wasmThreads` / `C2F_WASM_THREADS` / all-cores threads (the native kernels', else its pool's). Logs the chosen backend once per
  * process (to stderr).
  * @throws if an explicitly requested backend is unknown or cannot be loaded.
  */
@@ -109,17 +110,23 @@ export async function initBackend(name: string = 'auto', opts: { quiet?: boolean
   }
   const choice = requested as BackendChoice;
   const threads = wasmThreadCount(opts.wasmThreads);
+  // With the native kernels the threads are theirs and the wasm module runs single-threaded: its
+  // XNNPACK pool would then only serve the element-wise kernels, where waking the pool's threads costs
+  // more than it saves (a [4,16,16,32] x [4,1,1,1] Multiply 0.5 ms instead of 0.02; shapes UperNet
+  // 0.10 -> 0.087 s/iter, a Conv2Former-T step 0.43 -> 0.46), and its spinning threads compete
+  // with OpenMP's and the data workers for the cores.
+  const poolThreads = nativeAddon() ? 1 : threads;
   let active: string | undefined;
   if (choice === 'auto') {
     for (const candidate of AUTO_ORDER) {
-      if ((await tryBackend(candidate, threads)).ok) {
+      if ((await tryBackend(candidate, poolThreads)).ok) {
         active = tf.getBackend();
         break;
       }
     }
     if (!active) throw new Error('no TensorFlow.js backend could be initialised (tried ' + AUTO_ORDER.join(', ') + ')');
   } else {
-    const res = await tryBackend(choice, threads);
+    const res = await tryBackend(choice, poolThreads);
     if (!res.ok) {
       throw new Error(`backend '${choice}' is not available: ${res.why}. ` +
         `Install it (see README, "Backends") or choose another with --backend / C2F_BACKEND (${BACKEND_CHOICES.join(', ')})`);
@@ -127,15 +134,12 @@ export async function initBackend(name: string = 'auto', opts: { quiet?: boolean
     active = tf.getBackend();
   }
   await tf.ready();
-  // The native kernels take every core whatever the wasm pool's size: with C2F_WASM_THREADS=1 a
-  // small model's many small element-wise kernels skip the pool's wake-ups while its convolutions
-  // and matmuls still run on all cores (shapes UperNet 0.085 vs 0.10 s/iter; a T step prefers the pool).
-  if (active === 'wasm') registerNativeKernels(Math.min(8, availableParallelism()));
+  if (active === 'wasm') registerNativeKernels(threads);
   if (!announced && !opts.quiet) {
     const n = wasmThreads();
     const native = nativeKernelsStatus();
     const pool = active === 'wasm'
-      ? ` (${n} thread${n > 1 ? 's' : ''}; native kernels ${native.active ? 'on' : `off: ${native.why}`})`
+      ? ` (${n} thread${n > 1 ? 's' : ''}${native.active ? ' in the native kernels' : `; native kernels off: ${native.why}`})`
       : '';
     process.stderr.write(`[c2f] tfjs backend: ${active}${pool}\n`);
     announced = true;
@@ -143,8 +147,18 @@ export async function initBackend(name: string = 'auto', opts: { quiet?: boolean
   return active;
 }
 
-/** Threads of the active wasm backend's pool (1 when single-threaded or another backend is active). */
+/**
+ * Threads the active wasm backend computes with: the native kernels' when they are active, else its
+ * pool's (1 when single-threaded or another backend is active).
+ */
 export function wasmThreads(): number {
+  if (tf.getBackend() !== 'wasm') return 1;
+  if (nativeKernelsActive()) return nativeKernelThreads();
+  return wasmPoolThreads();
+}
+
+/** Threads of the wasm module's own (XNNPACK) pool: 1 when the native kernels are active. */
+export function wasmPoolThreads(): number {
   if (tf.getBackend() !== 'wasm') return 1;
   const pt = (tf.backend() as unknown as { wasm: { tfjs: { getThreadsCount?: () => number } } }).wasm.tfjs;
   return Math.max(1, pt.getThreadsCount?.() ?? 1);

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
+import { nativeAddon } from '../src/kernels/native.ts';
 import { ROOT } from './helpers/run_tool.ts';
 
 /** Whether a native tfjs package loads here (it does not where libtensorflow could not download). */
@@ -70,15 +71,26 @@ test('auto prefers a native backend, then wasm', async () => {
   }
 });
 
+const PROBE = path.join(ROOT, 'test', 'helpers', 'wasm_threads_probe.ts');
+// The probe does not call process.exit: a pool worker left referenced would hang it until the timeout.
+const probe = (n: number, env: Record<string, string> = {}) => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', PROBE, String(n)], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
+  assert.equal(r.status, 0, `${r.stderr} (signal ${r.signal})`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { threads: number; pool: number; sum: number; first: number[] };
+};
+
 test('wasm thread pool: N threads start under Node, give the same numbers as 1, and let the process exit', () => {
-  const script = path.join(ROOT, 'test', 'helpers', 'wasm_threads_probe.ts');
-  // The probe does not call process.exit: a pool worker left referenced would hang it until the timeout.
-  const run = (n: number) => spawnSync(process.execPath, ['--import', 'tsx', script, String(n)], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
-  const one = run(1), two = run(2);
-  for (const r of [one, two]) assert.equal(r.status, 0, `${r.stderr} (signal ${r.signal})`);
-  const a = JSON.parse(one.stdout.trim().split('\n').pop()!), b = JSON.parse(two.stdout.trim().split('\n').pop()!);
-  assert.equal(a.threads, 1);
-  assert.equal(b.threads, 2);
+  // The pool serves the wasm kernels only without the native kernels.
+  const a = probe(1, { C2F_NATIVE_KERNELS: '0' }), b = probe(2, { C2F_NATIVE_KERNELS: '0' });
+  assert.deepEqual([a.threads, a.pool, b.threads, b.pool], [1, 1, 2, 2]);
+  assert.deepEqual(b.first, a.first);
+  assert.equal(b.sum, a.sum);
+});
+
+test('with the native kernels the threads are theirs and the wasm module runs single-threaded', { skip: nativeAddon() ? false : 'native kernels not built' }, () => {
+  const a = probe(1), b = probe(2);
+  assert.deepEqual([a.threads, a.pool, b.threads, b.pool], [1, 1, 2, 1]);
+  // Rows are split over threads, each summed in the same order: the same numbers.
   assert.deepEqual(b.first, a.first);
   assert.equal(b.sum, a.sum);
 });

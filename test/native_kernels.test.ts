@@ -56,3 +56,26 @@ test('native kernels: matmul, conv2d, depthwise, exp, erf equal the cpu backend'
   assert.ok(await compare(() => tf.exp(tf.mul(rnd([5000], 12), 5))) < 1e-6, 'exp');
   assert.ok(await compare(() => tf.erf(tf.mul(rnd([70000], 13), 2))) < 1e-6, 'erf');
 });
+
+test('native Concat and SplitV: the same values and shapes as the cpu backend, on every axis', { skip }, async () => {
+  assert.ok(await tf.setBackend('wasm'));
+  assert.ok(registerNativeKernels(2));
+  const a = () => tf.range(0, 2 * 3 * 4 * 5).reshape([2, 3, 4, 5]).toFloat();
+  const b = () => tf.range(100, 100 + 2 * 3 * 4 * 7).reshape([2, 3, 4, 7]).toFloat();
+  for (let axis = -1; axis < 4; axis++) {
+    const ax = axis < 0 ? 3 : axis;
+    // Inputs sized along the axis: a's shape with 2 and 6 there.
+    const x = () => tf.slice(tf.concat([a(), a()], ax), 0, [2, 3, 4, 5].map((d, i) => (i === ax ? 2 : d)));
+    const y = () => tf.concat([a(), a(), a()], ax).slice(0, [2, 3, 4, 5].map((d, i) => (i === ax ? 6 : d)));
+    assert.equal(await compare(() => tf.concat([x(), y(), tf.zeros([2, 3, 4, 5].map((d, i) => (i === ax ? 0 : d)))], axis)), 0, `concat axis ${axis}`);
+    const d = 2 * [2, 3, 4, 5][ax];
+    assert.equal(await compare(() => tf.concat(tf.split(tf.concat([a(), a()], ax), [1, 0, d - 1], axis).reverse(), ax)), 0, `split axis ${axis}`);
+  }
+  assert.equal(await compare(() => tf.concat([a(), b()], 3)), 0);
+  const pieces = tf.split(b(), [2, 5], 3);
+  assert.deepEqual(pieces.map((p) => p.shape), [[2, 3, 4, 2], [2, 3, 4, 5]]);
+  assert.equal(await compare(() => tf.split(b(), 7, -1)[4]), 0);
+  // int32 keeps the wasm kernels.
+  assert.deepEqual(Array.from(tf.concat([tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3], 'int32')]).dataSync()), [1, 2, 3]);
+  await tf.setBackend('cpu');
+});

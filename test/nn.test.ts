@@ -13,6 +13,7 @@ import { Rng, globalRng, manualSeed } from '../src/nn/random.ts';
 import type { RawTensor } from '../src/io/tensor_data.ts';
 import { maxAbsDiff } from './helpers/fixtures.ts';
 import { setHostKernels } from '../src/kernels/host.ts';
+import { runningStatsUpdate } from '../src/kernels/norm.ts';
 
 /** Bit-for-bit equal, or (`close`) within 1e-6 of each other. */
 function sameValues(a: tf.Tensor, b: tf.Tensor, close: boolean): void {
@@ -256,3 +257,18 @@ test('stateDict leaves no tensors behind', () => {
   seq.dispose();
   lin.dispose();
 });
+
+for (const backend of ['cpu', 'wasm']) {
+  test(`BatchNorm2d running statistics: the one-pass update equals the kernel chain bit for bit on ${backend}`, async () => {
+    assert.ok(await tf.setBackend(backend));
+    const [rm, rv, mean, variance] = [0, 1, 2, 3].map((i) => tf.abs(tf.randomNormal([37], i, 1 + i, 'float32', 20 + i)));
+    const run = (host: boolean) => {
+      const prev = setHostKernels(host);
+      const out = runningStatsUpdate(rm, rv, mean, variance, 24, 0.1).map((t) => Array.from(t.dataSync()));
+      setHostKernels(prev);
+      return out;
+    };
+    assert.deepEqual(run(true), run(false));
+    await tf.setBackend('cpu');
+  });
+}

@@ -28,7 +28,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from '../src/backend.ts';
 import { EXPERIMENT_OPEN_PATHS, loadConfig, validateExperimentConfig } from '../src/config/index.ts';
-import { buildDataset } from '../src/datasets/build.ts';
+import { buildLoadingDataset } from '../src/datasets/build.ts';
 import { evaluateModel } from '../src/engine/evaluate.ts';
 import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { buildEvaluator } from '../src/evaluation/build.ts';
@@ -77,7 +77,7 @@ await runCli(async () => {
   const modelBlock = validateModelConfig(cfg.model, cfgPath);
 
   const split = cfg.data.test ? 'test' : 'val';
-  const dataset = await buildDataset(cfg.data[split], { file: cfgPath, path: `data.${split}` });
+  const dataset = await buildLoadingDataset(cfg.data[split], { file: cfgPath, path: `data.${split}` }, cfg.data.num_workers ?? 0);
   // The full checkpoint replaces the backbone's pretrained weights, so don't read those.
   const model = await buildValidatedModel(modelBlock, { file: cfgPath, log: () => undefined, loadCheckpoint: false });
   await loadCheckpoint(model, weights, { strict: true });

@@ -27,7 +27,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from '../src/backend.ts';
 import { EXPERIMENT_OPEN_PATHS, dumpConfig, loadConfig, validateExperimentConfig, type ExperimentConfig } from '../src/config/index.ts';
-import { buildDataset } from '../src/datasets/build.ts';
+import { buildLoadingDataset } from '../src/datasets/build.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
 import { AdamW } from '../src/engine/adamw.ts';
 import { evaluateModel } from '../src/engine/evaluate.ts';
@@ -82,8 +82,10 @@ await runCli(async () => {
 
   // Build everything before writing anything, so a bad config leaves no half-made work dir.
   const log = (line: string) => console.log(line);
-  const trainSet = await buildDataset(cfg.data.train, { file: cfgPath, path: 'data.train' });
-  const valSet = await buildDataset(cfg.data.val, { file: cfgPath, path: 'data.val' });
+  // data.num_workers threads load the samples (0: this thread).
+  const workers = cfg.data.num_workers ?? 0;
+  const trainSet = await buildLoadingDataset(cfg.data.train, { file: cfgPath, path: 'data.train' }, workers);
+  const valSet = await buildLoadingDataset(cfg.data.val, { file: cfgPath, path: 'data.val' }, workers);
   const model = await buildValidatedModel(modelBlock, { file: cfgPath, log });
   const evaluator = buildEvaluator(cfg.val_evaluator, { task: model.task, dataset: valSet, numClasses: model.numClasses, file: cfgPath });
   const bestMetric = cfg.train.best_metric ?? evaluator.defaultBestMetric;
@@ -165,6 +167,7 @@ await runCli(async () => {
   } finally {
     await dataParallel?.close();
   }
+  await Promise.all([trainSet.close?.(), valSet.close?.()]);
   if (result.iter > 0) {
     // The trainer evaluates at max_iters; report that (or evaluate now, e.g. when resumed at the end).
     const done = last as { iter: number; metrics: Record<string, number> } | null;

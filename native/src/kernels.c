@@ -5,6 +5,7 @@
  *
  *   gemm(transA, transB, batch, m, n, k, a, strideA, b, strideB, c)   c[i] = op(a[i]) op(b[i])
  *   conv2d(x, w, y, dims[15])      NHWC convolution, w [kh, kw, cin, cout] (im2col + sgemm)
+ *   conv2dFilterGrad(x, dy, dw, dims[15])   its filter gradient (same dims)
  *   depthwise(x, w, y, dims[14])   NHWC depthwise convolution, w [kh, kw, c, 1]
  *   unary(op, x, y)                op 0: exp, 1: erf
  *   layerNorm(x, w, b, y, mean, rstd, eps) / layerNormGrad(dy, x, mean, rstd, w, dx, dw, db)
@@ -13,8 +14,10 @@
  *   adamw(p, m, v, g, out, consts[9])    the update of src/engine/adamw.ts, every step rounded to float32
  *   channelSum(x, out) / channelDot(a, b, out)   out[c] = Σ_rows x[r, c] / Σ_rows a[r, c] b[r, c]
  *   channelOp(op, x, v, out)       out[r, c] = x[r, c] + v[c] (op 0) or x[r, c] * v[c] (op 1)
- *   labelLogSoftmax(x, labels, logp, probs) / labelLogSoftmaxGrad(dy, probs, labels, dx)
+ *   labelLogSoftmax(x, labels, logp, probs, ignore) / labelLogSoftmaxGrad(dy, probs, labels, dx, ignore)
  *                                  per row: log softmax(x)[label] and the softmax; the gradient
+ *                                  (0 on rows labelled `ignore`)
+ *   copyRows(src, dst, rows, width, srcStride, srcOffset, dstStride, dstOffset)   strided row copies
  *   setThreads(n)                 OpenMP threads (OpenBLAS itself stays single-threaded)
  */
 #define _GNU_SOURCE
@@ -185,6 +188,57 @@ static napi_value conv2d(napi_env env, napi_callback_info info) {
     free(col);
   }
   if (failed) { napi_throw_error(env, NULL, "c2f_native.conv2d: out of memory"); return NULL; }
+  return NULL;
+}
+
+/* The filter gradient of conv2d, same dims (ho, wo those of dy):
+ * dw[ky, kx, ci, co] = Σ_{b, oy, ox} x[b, oy·sh − pt + ky·dh, ox·sw − pl + kx·dw, ci] · dy[b, oy, ox, co]
+ * (zero outside x). Patches of a chunk of output rows as in conv2d, then dw += patchesᵀ · dy_chunk,
+ * the K = kh·kw·cin rows of dw split over the threads: every element sums the chunks in the same
+ * order whatever the thread count, so the result does not depend on it. */
+static napi_value conv2d_filter_grad(napi_env env, napi_callback_info info) {
+  float *x, *dy, *dw;
+  int32_t *d;
+  if (!conv_args(env, info, "c2f_native.conv2dFilterGrad: bad arguments", 15, &x, &dy, &dw, &d)) return NULL;
+  const int n = d[0], h = d[1], wd = d[2], cin = d[3], kh = d[4], kw = d[5], cout = d[6];
+  const int sh = d[7], sw = d[8], pt = d[9], pl = d[10], dh = d[11], dwl = d[12], ho = d[13], wo = d[14];
+  const long rows = (long)n * ho * wo, K = (long)kh * kw * cin;
+  if (rows == 0) { memset(dw, 0, sizeof(float) * K * cout); return NULL; }
+  const int threads = rows * K * cout >= PARALLEL_MIN_MACS ? omp_get_max_threads() : 1;
+  long chunk = (4L << 20) / (4 * K);
+  if (chunk < 16) chunk = 16;
+  if (chunk > rows) chunk = rows;
+  float *col = (float *)malloc(sizeof(float) * chunk * K);
+  if (!col) { napi_throw_error(env, NULL, "c2f_native.conv2dFilterGrad: out of memory"); return NULL; }
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const long k0 = K * t / nt, k1 = K * (t + 1) / nt;
+    for (long r0 = 0; r0 < rows; r0 += chunk) {
+      const long nr = rows - r0 < chunk ? rows - r0 : chunk;
+#pragma omp for schedule(static)
+      for (long r = 0; r < nr; r++) {
+        const long g = r0 + r;
+        const int ox = (int)(g % wo), oy = (int)((g / wo) % ho), bi = (int)(g / ((long)wo * ho));
+        float *dst = col + r * K;
+        for (int ky = 0; ky < kh; ky++) {
+          const int iy = oy * sh - pt + ky * dh;
+          for (int kx = 0; kx < kw; kx++, dst += cin) {
+            const int ix = ox * sw - pl + kx * dwl;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= wd) memset(dst, 0, sizeof(float) * cin);
+            else memcpy(dst, x + (((long)bi * h + iy) * wd + ix) * cin, sizeof(float) * cin);
+          }
+        }
+      }
+      /* (the omp for's barrier: the chunk's patches are complete) */
+      if (k1 > k0) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(k1 - k0), cout, (int)nr, 1.0f, col + k0, (int)K,
+                    dy + r0 * cout, cout, r0 == 0 ? 0.0f : 1.0f, dw + k0 * cout, cout);
+      }
+#pragma omp barrier
+    }
+  }
+  free(col);
   return NULL;
 }
 
@@ -523,52 +577,89 @@ static int32_t *i32arr(napi_env env, napi_value v, size_t *len) {
   return (int32_t *)data;
 }
 
-/* Rows of c = len(x) / len(labels) logits: logp[r] = x[r, y] - max - log Σ exp(x - max), probs the softmax.
- * Returns the first row whose label is outside [0, c), -1 if none. */
+/* Rows per block of the label softmax: their shifted logits go through the vector exp together
+ * (one row of a few classes alone would fill a fraction of a vector register). */
+#define SOFTMAX_BLOCK_ROWS 256L
+
+/* Rows of c = len(x) / len(labels) logits: logp[r] = x[r, y] - max - log Σ exp(x - max), probs the
+ * softmax; rows labelled `ignore` get logp 0 (their probs are computed all the same).
+ * Returns the first row whose label is neither in [0, c) nor `ignore`, -1 if none. */
 static napi_value label_log_softmax(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  ARGS(5);
   F32(0, x) F32(2, logp) F32(3, probs)
   size_t rows_len = 0;
   int32_t *y = i32arr(env, argv[1], &rows_len);
   if (!y || rows_len == 0) { napi_throw_error(env, NULL, "c2f_native.labelLogSoftmax: labels must be an Int32Array"); return NULL; }
+  const int32_t ignore = i32(env, argv[4]);
   const long rows = (long)rows_len, c = (long)(x_len / rows_len);
+  const long blocks = (rows + SOFTMAX_BLOCK_ROWS - 1) / SOFTMAX_BLOCK_ROWS;
   long bad = rows;
 #pragma omp parallel for schedule(static) if (rows * c > PARALLEL_MIN_ELEMS) reduction(min:bad)
-  for (long r = 0; r < rows; r++) {
-    const float *xr = x + r * c;
-    float *pr = probs + r * c;
-    float m = xr[0];
-    for (long k = 1; k < c; k++) if (xr[k] > m) m = xr[k];
-    for (long k = 0; k < c; k++) pr[k] = xr[k] - m;
-    vmath(0, pr, pr, c);
-    double s = 0;
-    for (long k = 0; k < c; k++) s += pr[k];
-    const float inv = (float)(1.0 / s);
-    for (long k = 0; k < c; k++) pr[k] *= inv;
-    const int32_t lab = y[r];
-    if (lab < 0 || lab >= c) { if (r < bad) bad = r; logp[r] = 0; continue; }
-    logp[r] = (float)((double)xr[lab] - m - log(s));
+  for (long b = 0; b < blocks; b++) {
+    const long r0 = b * SOFTMAX_BLOCK_ROWS, r1 = r0 + SOFTMAX_BLOCK_ROWS < rows ? r0 + SOFTMAX_BLOCK_ROWS : rows;
+    float m[SOFTMAX_BLOCK_ROWS];
+    for (long r = r0; r < r1; r++) {
+      const float *xr = x + r * c;
+      float *pr = probs + r * c;
+      float mr = xr[0];
+      for (long k = 1; k < c; k++) if (xr[k] > mr) mr = xr[k];
+      for (long k = 0; k < c; k++) pr[k] = xr[k] - mr;
+      m[r - r0] = mr;
+    }
+    vmath(0, probs + r0 * c, probs + r0 * c, (r1 - r0) * c);
+    for (long r = r0; r < r1; r++) {
+      const float *xr = x + r * c;
+      float *pr = probs + r * c;
+      double s = 0;
+      for (long k = 0; k < c; k++) s += pr[k];
+      const float inv = (float)(1.0 / s);
+      for (long k = 0; k < c; k++) pr[k] *= inv;
+      const int32_t lab = y[r];
+      if (lab == ignore) { logp[r] = 0; continue; }
+      if (lab < 0 || lab >= c) { if (r < bad) bad = r; logp[r] = 0; continue; }
+      logp[r] = (float)((double)xr[lab] - m[r - r0] - log(s));
+    }
   }
   napi_value out;
   napi_create_double(env, bad == rows ? -1.0 : (double)bad, &out);
   return out;
 }
 
+/* dx[r, k] = dy[r] ([k = y[r]] - probs[r, k]); 0 on rows labelled `ignore`. */
 static napi_value label_log_softmax_grad(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  ARGS(5);
   F32(0, dy) F32(1, probs) F32(3, dx)
   size_t rows_len = 0;
   int32_t *y = i32arr(env, argv[2], &rows_len);
   if (!y || rows_len != dy_len) { napi_throw_error(env, NULL, "c2f_native.labelLogSoftmaxGrad: bad labels"); return NULL; }
+  const int32_t ignore = i32(env, argv[4]);
   const long rows = (long)rows_len, c = (long)(probs_len / rows_len);
 #pragma omp parallel for schedule(static) if (rows * c > PARALLEL_MIN_ELEMS)
   for (long r = 0; r < rows; r++) {
+    float *d = dx + r * c;
+    if (y[r] == ignore) { for (long k = 0; k < c; k++) d[k] = 0; continue; }
     const float g = dy[r];
     const float *pr = probs + r * c;
-    float *d = dx + r * c;
     for (long k = 0; k < c; k++) d[k] = -g * pr[k];
     d[y[r]] += g;
   }
+  return NULL;
+}
+
+/* dst[r·dstStride + dstOffset + j] = src[r·srcStride + srcOffset + j] for r < rows, j < width:
+ * one input of a concatenation, or one piece of a split, along an inner axis. */
+static napi_value copy_rows(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  F32(0, src) F32(1, dst)
+  const long rows = i32(env, argv[2]), width = i32(env, argv[3]);
+  const long ss = i32(env, argv[4]), so = i32(env, argv[5]), ds = i32(env, argv[6]), dof = i32(env, argv[7]);
+  if (rows <= 0 || width <= 0) return NULL;
+  if ((rows - 1) * ss + so + width > (long)src_len || (rows - 1) * ds + dof + width > (long)dst_len || so < 0 || dof < 0) {
+    napi_throw_error(env, NULL, "c2f_native.copyRows: out of bounds");
+    return NULL;
+  }
+#pragma omp parallel for schedule(static) if (rows * width > PARALLEL_MIN_ELEMS)
+  for (long r = 0; r < rows; r++) memcpy(dst + r * ds + dof, src + r * ss + so, sizeof(float) * width);
   return NULL;
 }
 
@@ -587,6 +678,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"gemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
     {"conv2d", NULL, conv2d, NULL, NULL, NULL, napi_default, NULL},
+    {"copyRows", NULL, copy_rows, NULL, NULL, NULL, napi_default, NULL},
+    {"conv2dFilterGrad", NULL, conv2d_filter_grad, NULL, NULL, NULL, napi_default, NULL},
     {"depthwise", NULL, depthwise, NULL, NULL, NULL, napi_default, NULL},
     {"unary", NULL, unary, NULL, NULL, NULL, napi_default, NULL},
     {"layerNorm", NULL, layer_norm, NULL, NULL, NULL, napi_default, NULL},

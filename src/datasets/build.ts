@@ -6,6 +6,7 @@
 import { buildFromTable, type ConfigAt, type TypeSpec } from '../config/lookup.ts';
 import { COCO_DATASET_SPEC } from './coco_dataset.ts';
 import type { Dataset } from './dataset.ts';
+import { ParallelDataset } from './parallel_dataset.ts';
 import { ADE20K_DATASET_SPEC, SEG_DATASET_SPEC, SHAPES_SEG_DATASET_SPEC } from './seg_dataset.ts';
 
 /** Dataset type → schema and constructor. */
@@ -25,4 +26,15 @@ export const DATASETS: Readonly<Record<string, TypeSpec<Promise<Dataset>>>> = {
 export async function buildDataset(cfg: unknown, at: ConfigAt, overrides: Record<string, unknown> = {}): Promise<Dataset> {
   const block = typeof cfg === 'object' && cfg !== null && !Array.isArray(cfg) ? { ...cfg, ...overrides } : cfg;
   return buildFromTable(DATASETS, block, at, 'dataset type');
+}
+
+/**
+ * {@link buildDataset}, with the samples loaded in `numWorkers` worker threads when it is > 0
+ * (`data.num_workers`; see parallel_dataset.ts). The block and overrides must be plain data.
+ * Call `close()` on the result when done, or let the process end (idle workers do not hold it).
+ */
+export async function buildLoadingDataset(cfg: unknown, at: ConfigAt, numWorkers = 0, overrides: Record<string, unknown> = {}): Promise<Dataset> {
+  const local = await buildDataset(cfg, at, overrides);
+  if (numWorkers <= 0) return local;
+  return ParallelDataset.start(local, numWorkers, { block: cfg, at, overrides });
 }

@@ -25,6 +25,8 @@ export interface Dataset {
   readonly classes?: readonly string[];
   /** RGB colour per label, when the dataset has them. */
   readonly palette?: readonly [number, number, number][];
+  /** Releases what the dataset holds beyond memory (worker threads). */
+  close?(): Promise<void>;
 }
 
 /** One image/label pair of a segmentation dataset. `segPath` is null when the label file is missing. */

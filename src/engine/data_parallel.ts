@@ -140,7 +140,7 @@ export class DataParallel implements GradientSource {
         modelConfig: opts.modelConfig,
         file: opts.file,
       };
-      replicas.push(new Replica(new Worker(new URL('./worker_boot.mjs', import.meta.url), { workerData: init }), rank));
+      replicas.push(new Replica(new Worker(new URL('../util/worker_boot.mjs', import.meta.url), { workerData: init }), rank));
     }
     const dp = new DataParallel(model, vars, replicas);
     try {

@@ -3,7 +3,8 @@
  * node-gyp at install time against Debian's OpenBLAS; see the README) computes `BatchMatMul`,
  * `Conv2D`, `DepthwiseConv2dNative`, `Exp` and `Erf` in place on the wasm heap with OpenBLAS's
  * sgemm and OpenMP loops compiled for the machine (AVX2/AVX-512), where the wasm build is limited
- * to 128-bit SIMD and runs its transcendental kernels on one thread. Tensors stay in the wasm
+ * to 128-bit SIMD and runs its transcendental kernels on one thread; `Concat` and `SplitV` along
+ * inner axes become row copies (the wasm kernels' are JavaScript loops). Tensors stay in the wasm
  * heap; only the arithmetic moves. Cases the addon does not cover (other dtypes or layouts,
  * channel multipliers, broadcast batch shapes) run the original wasm kernel.
  *
@@ -19,6 +20,7 @@ export interface NativeAddon {
   gemm(transA: boolean, transB: boolean, batch: number, m: number, n: number, k: number,
     a: Float32Array, strideA: number, b: Float32Array, strideB: number, c: Float32Array): void;
   conv2d(x: Float32Array, w: Float32Array, y: Float32Array, dims: Int32Array): void;
+  conv2dFilterGrad(x: Float32Array, dy: Float32Array, dw: Float32Array, dims: Int32Array): void;
   depthwise(x: Float32Array, w: Float32Array, y: Float32Array, dims: Int32Array): void;
   unary(op: number, x: Float32Array, y: Float32Array): void;
   layerNorm(x: Float32Array, w: Float32Array, b: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, eps: number): void;
@@ -32,9 +34,10 @@ export interface NativeAddon {
   channelSum(x: Float32Array, out: Float32Array): void;
   channelDot(a: Float32Array, b: Float32Array, out: Float32Array): void;
   channelOp(op: number, x: Float32Array, v: Float32Array, out: Float32Array): void;
-  /** @returns the first row whose label is outside [0, C), or -1 */
-  labelLogSoftmax(x: Float32Array, labels: Int32Array, logp: Float32Array, probs: Float32Array): number;
-  labelLogSoftmaxGrad(dy: Float32Array, probs: Float32Array, labels: Int32Array, dx: Float32Array): void;
+  /** @returns the first row whose label is neither in [0, C) nor `ignore`, or -1 */
+  labelLogSoftmax(x: Float32Array, labels: Int32Array, logp: Float32Array, probs: Float32Array, ignore: number): number;
+  labelLogSoftmaxGrad(dy: Float32Array, probs: Float32Array, labels: Int32Array, dx: Float32Array, ignore: number): void;
+  copyRows(src: Float32Array, dst: Float32Array, rows: number, width: number, srcStride: number, srcOffset: number, dstStride: number, dstOffset: number): void;
   setThreads(n: number): void;
 }
 
@@ -65,6 +68,12 @@ function loadAddon(): NativeAddon | null {
 }
 
 let registered = false;
+let threadCount = 1;
+
+/** OpenMP threads of the native kernels (as last registered). */
+export function nativeKernelThreads(): number {
+  return threadCount;
+}
 
 /**
  * The addon for the fused host kernels (src/kernels/*.ts run it on cpu or wasm memory), or null
@@ -93,24 +102,28 @@ export function nativeKernelsStatus(): { active: boolean; why?: string } {
 }
 
 /**
- * Registers the native kernels for the wasm backend (once; call after it is initialised).
+ * Registers the native kernels for the wasm backend (once; call after it is initialised), or sets
+ * their thread count when they are registered.
  * @returns false where the addon is missing or `C2F_NATIVE_KERNELS=0`.
  */
 export function registerNativeKernels(threads: number): boolean {
-  if (registered) return true;
   const lib = nativeAddon();
   if (!lib) return false;
   lib.setThreads(threads);
+  threadCount = threads;
+  if (registered) return true;
   override(tf.BatchMatMul, (inputs, attrs, backend) => batchMatMul(lib, inputs, attrs, backend));
   override(tf.Conv2D, (inputs, attrs, backend) => conv(lib, inputs, attrs, backend, false));
   override(tf.DepthwiseConv2dNative, (inputs, attrs, backend) => conv(lib, inputs, attrs, backend, true));
   override(tf.Exp, (inputs, _attrs, backend) => unary(lib, 0, inputs, backend));
   override(tf.Erf, (inputs, _attrs, backend) => unary(lib, 1, inputs, backend));
+  override(tf.Concat, (inputs, attrs, backend) => concat(lib, inputs, attrs, backend));
+  override(tf.SplitV, (inputs, attrs, backend) => splitV(lib, inputs, attrs, backend));
   registered = true;
   return true;
 }
 
-type NativeFunc = (inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap, backend: WasmBackend) => tf.TensorInfo | null;
+type NativeFunc = (inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap, backend: WasmBackend) => tf.TensorInfo | tf.TensorInfo[] | null;
 
 /** Replaces a wasm kernel by `run`, which returns null for the cases the original keeps. */
 function override(kernelName: string, run: NativeFunc): void {
@@ -172,6 +185,49 @@ function conv(lib: NativeAddon, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAt
       info.filterHeight, info.filterWidth, info.outChannels, ...geometry]));
   }
   return out;
+}
+
+/** Concatenation along any axis as row copies (the wasm kernel's are JavaScript loops). */
+function concat(lib: NativeAddon, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap, backend: WasmBackend): tf.TensorInfo | null {
+  const all = Object.values(inputs) as tf.TensorInfo[];
+  if (all.length < 2 || !allFloat32(...all)) return null;
+  const axis = tf.util.parseAxisParam((attrs as { axis: number }).axis, all[0].shape)[0];
+  tf.backend_util.assertParamsConsistent(all.map((t) => t.shape), axis);
+  const parts = all.filter((t) => tf.util.sizeFromShape(t.shape) > 0);
+  if (parts.length < 2) return null; // the original shares the one non-empty input
+  const out = backend.makeOutput(tf.backend_util.computeOutShape(all.map((t) => t.shape), axis), 'float32');
+  const rows = tf.util.sizeFromShape(parts[0].shape.slice(0, axis));
+  const widths = parts.map((t) => tf.util.sizeFromShape(t.shape.slice(axis)));
+  const total = widths.reduce((a, b) => a + b, 0);
+  const dst = backend.typedArrayFromHeap(out);
+  let offset = 0;
+  parts.forEach((t, i) => {
+    lib.copyRows(backend.typedArrayFromHeap(t), dst, rows, widths[i], widths[i], 0, total, offset);
+    offset += widths[i];
+  });
+  return out;
+}
+
+/** Split along any axis as row copies (the wasm kernel runs one strided slice per piece). */
+function splitV(lib: NativeAddon, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap, backend: WasmBackend): tf.TensorInfo[] | null {
+  const { x } = inputs as { x: tf.TensorInfo };
+  if (!allFloat32(x)) return null;
+  const a = attrs as { numOrSizeSplits: number | number[]; axis: number };
+  const axis = tf.util.parseAxisParam(a.axis, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, a.numOrSizeSplits, axis);
+  const rows = tf.util.sizeFromShape(x.shape.slice(0, axis));
+  const inner = tf.util.sizeFromShape(x.shape.slice(axis + 1));
+  const total = x.shape[axis] * inner;
+  const outs = sizes.map((s) => backend.makeOutput([...x.shape.slice(0, axis), s, ...x.shape.slice(axis + 1)], 'float32'));
+  // Views after the last allocation: allocating may move the wasm heap.
+  const src = backend.typedArrayFromHeap(x);
+  let offset = 0;
+  outs.forEach((o, i) => {
+    const width = sizes[i] * inner;
+    if (width > 0 && rows > 0) lib.copyRows(src, backend.typedArrayFromHeap(o), rows, width, total, offset, width, 0);
+    offset += width;
+  });
+  return outs;
 }
 
 function unary(lib: NativeAddon, op: number, inputs: tf.NamedTensorInfoMap, backend: WasmBackend): tf.TensorInfo | null {

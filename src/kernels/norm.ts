@@ -9,7 +9,7 @@
  * axis; `dw = sum(dy xhat)`, `db = sum(dy)` over the other axis.
  */
 import * as tf from '@tensorflow/tfjs';
-import { runOnHost, type HostArray } from './host.ts';
+import { hostKernelsAvailable, runOnHost, type HostArray } from './host.ts';
 import { nativeAddon } from './native.ts';
 
 /** The five float32 inputs of a gradient kernel, typed for the addon. */
@@ -165,4 +165,30 @@ export function batchNormBackward(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, 
       }
     }
   });
+}
+
+/**
+ * BatchNorm's running averages after a batch: `(1 − m)·running + m·batch`, the variance's batch
+ * value unbiased (× n/(n − 1), as PyTorch). One pass for both on cpu/wasm memory (the chain ran nine
+ * kernels per layer), each step rounded to float32 as its kernel rounds: the same bits.
+ * @param runningMean `[C]`, runningVar `[C]`, mean `[C]`, variance `[C]` (biased, over `n` values)
+ * @returns the new `[runningMean, runningVar]`
+ */
+export function runningStatsUpdate(runningMean: tf.Tensor, runningVar: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, n: number, momentum: number): [tf.Tensor, tf.Tensor] {
+  const bessel = n / Math.max(n - 1, 1);
+  const all = [runningMean, runningVar, mean, variance];
+  if (!hostKernelsAvailable() || all.some((t) => t.dtype !== 'float32')) {
+    return tf.tidy(() => [
+      tf.add(tf.mul(runningMean, 1 - momentum), tf.mul(mean, momentum)),
+      tf.add(tf.mul(runningVar, 1 - momentum), tf.mul(tf.mul(variance, bessel), momentum)),
+    ]);
+  }
+  const f = Math.fround, keep = f(1 - momentum), take = f(momentum), b = f(bessel);
+  const [rm, rv] = runOnHost(all, [runningMean.shape, runningVar.shape], ([om, ov, bm, bv], [nm, nv]) => {
+    for (let c = 0; c < nm.length; c++) {
+      nm[c] = f(f(om[c] * keep) + f(bm[c] * take));
+      nv[c] = f(f(ov[c] * keep) + f(f(bv[c] * b) * take));
+    }
+  });
+  return [rm, rv];
 }

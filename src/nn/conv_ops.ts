@@ -6,7 +6,8 @@
  * forward convolution, a matmul, or a strided slice, all of which are fast on cpu and wasm:
  * - pointwise (1x1) and patchify (k == stride) convs ARE matmuls: autodiff handles them;
  * - general dense convs: input grad = conv of the (zero-stuffed) output grad with the flipped,
- *   in/out-swapped kernel; filter grad = one matmul per kernel tap (im2col without the copy blow-up);
+ *   in/out-swapped kernel; filter grad = one native pass where the addon is built (kernels/conv_grad.ts),
+ *   else a convolution with dy as the kernel, or one matmul per kernel tap;
  * - depthwise convs: input grad = depthwise conv with the flipped kernel; filter grad = depthwise conv
  *   of the padded input with the output grad as kernel, batch folded into channels.
  * Grouped convs are split into per-group dense convs.
@@ -17,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matMul } from './matmul.ts';
 import { inputNeedsGradient } from './backprop.ts';
 import { flipKernel } from '../kernels/host.ts';
+import { nativeConvFilterGrad } from '../kernels/conv_grad.ts';
 
 /** Convolution geometry, PyTorch-style explicit symmetric or asymmetric padding. */
 export interface ConvGeometry {
@@ -156,6 +158,8 @@ function denseInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], g: Co
 const IM2COL_MAX_COLUMNS = 64;
 
 function denseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], g: ConvGeometry): tf.Tensor4D {
+  const native = nativeConvFilterGrad(x, dy, wShape, { stride: g.stride, padTopLeft: [g.padding[0][0], g.padding[1][0]], dilation: g.dilation });
+  if (native) return native;
   const [kh, kw, cin, cout] = wShape;
   if (kh * kw * cin <= IM2COL_MAX_COLUMNS) return filterGradIm2col(padInput(x, g), dy, wShape, g);
   const [sh, sw] = g.stride, [dh, dw] = g.dilation;

@@ -6,7 +6,7 @@ import { Module, type CounterState, type TensorState } from './module.ts';
 import { isRecomputing } from './recompute.ts';
 import { chain } from './frugal.ts';
 import { hostKernelsAvailable } from '../kernels/host.ts';
-import { batchNormBackward, batchNormForward, fusedNormPays, layerNormBackward, layerNormForward } from '../kernels/norm.ts';
+import { batchNormBackward, batchNormForward, fusedNormPays, layerNormBackward, layerNormForward, runningStatsUpdate } from '../kernels/norm.ts';
 
 /**
  * LayerNorm over the last (channel) axis: the official code's `LayerNorm(data_format=channels_first)`
@@ -172,12 +172,10 @@ export class BatchNorm2d extends Module {
 
   /** Running averages of the batch statistics over `n` values per channel. */
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
-    const m = this.momentum;
-    // PyTorch updates the running variance with the unbiased batch variance. The update is not on
-    // the loss's path, so no gradient flows through it.
-    const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
-    this.runningMean.variable.assign(tf.add(tf.mul(this.runningMean.value, 1 - m), tf.mul(mean, m)));
-    this.runningVar.variable.assign(tf.add(tf.mul(this.runningVar.value, 1 - m), tf.mul(unbiased, m)));
+    // The update is not on the loss's path, so no gradient flows through it.
+    const [rm, rv] = runningStatsUpdate(this.runningMean.value, this.runningVar.value, mean, variance, n, this.momentum);
+    this.runningMean.variable.assign(rm);
+    this.runningVar.variable.assign(rv);
     this.numBatchesTracked.value += 1;
   }
 }
