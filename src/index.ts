@@ -1,7 +1,7 @@
 /**
  * Public API of the Conv2Former dense-prediction framework.
  */
-export { initBackend, BACKEND_CHOICES, type BackendChoice } from './backend.ts';
+export { initBackend, wasmThreads, BACKEND_CHOICES, type BackendChoice } from './backend.ts';
 export { nativeKernelsStatus, registerNativeKernels } from './kernels/native.ts';
 export { setHostKernels, runOnHost } from './kernels/host.ts';
 export {
@@ -18,6 +18,9 @@ export { loadCheckpoint, saveSafetensors, readCheckpointFile } from './nn/checkp
 export { Module, type LoadResult } from './nn/module.ts';
 export { conv2d, type ConvGeometry } from './nn/conv_ops.ts';
 export { manualSeed } from './nn/random.ts';
+export { buildDataset, buildLoadingDataset } from './datasets/build.ts';
+export { DataLoader, type DataLoaderOptions } from './datasets/loader.ts';
+export type { Dataset } from './datasets/dataset.ts';
 export type { RawTensor, TensorDict } from './io/tensor_data.ts';
 export { COCO, COCOeval, mask } from './coco/index.ts';
 export { SegMetricAccumulator, intersectAndUnion, type SegMetrics } from './evaluation/index.ts';

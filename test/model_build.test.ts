@@ -35,7 +35,7 @@ test('unknown model type: lists the known ones, with a suggestion', () => {
   const e = configError(() => validateModelConfig({ ...tiny(), type: 'EncoderDecodr' }, FILE),
     "configs/my.yaml: model.type: unknown model type 'EncoderDecodr'; known: EncoderDecoder", "(did you mean 'EncoderDecoder'?)");
   assert.deepEqual(e.details, { file: FILE, path: 'model.type', value: 'EncoderDecodr', allowed: Object.keys(MODELS) });
-  configError(() => validateModelConfig({ ...tiny(), type: undefined }, FILE), 'model.type: expected a model type (one of EncoderDecoder, MaskRCNN), got nothing');
+  configError(() => validateModelConfig({ ...tiny(), type: undefined }, FILE), 'model.type: expected a model type (one of EncoderDecoder, MaskRCNN, CascadeMaskRCNN), got nothing');
 });
 
 test('unknown key deep in model.decode_head: the full key path and the file', () => {

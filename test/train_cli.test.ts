@@ -121,8 +121,8 @@ test('train.ts config errors exit 1 with a one-line cause', async () => {
   // Bad and not-yet-built model types list what exists.
   assertOneLineError(runTool('train.ts', [writeConfig('bad_type', { model: { type: 'EncoderDecodr' } }), '--work-dir', work], ENV),
     /model\.type: unknown model type 'EncoderDecodr'; known: EncoderDecoder/);
-  assertOneLineError(runTool('train.ts', [writeConfig('planned', { model: { type: 'CascadeMaskRCNN' } }), '--work-dir', work], ENV),
-    /model\.type: unknown model type 'CascadeMaskRCNN'; known: EncoderDecoder, MaskRCNN/);
+  assertOneLineError(runTool('train.ts', [writeConfig('planned', { model: { type: 'HybridTaskCascade' } }), '--work-dir', work], ENV),
+    /model\.type: unknown model type 'HybridTaskCascade'; known: EncoderDecoder, MaskRCNN, CascadeMaskRCNN/);
   // A segmentor's block under a detector's type: the detector's schema names the stray key.
   assertOneLineError(runTool('train.ts', [writeConfig('det_type', { model: { type: 'MaskRCNN' } }), '--work-dir', work], ENV),
     /model\.decode_head: unknown key 'decode_head'; allowed: type, backbone, neck, rpn_head, roi_head, train_cfg, test_cfg, pretrained/);

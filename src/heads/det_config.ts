@@ -145,7 +145,8 @@ export function lossSchema<const E extends string>(types: readonly E[], extra: {
 /** The box-regression losses heads accept for `loss_bbox`. */
 export const BOX_LOSS_TYPES = ['L1Loss', 'SmoothL1Loss'] as const;
 
-/** A validated `loss_bbox` block as the heads take it (default L1; SmoothL1's beta defaults to 1.0 as MMDetection's). */
+/** A validated `loss_bbox` block as the heads take it (default L1; SmoothL1's beta defaults to 1.0 as MMDetection's; GIoU for heads that decode). */
 export function boxLossSpec(b: { type: string; beta?: number } | undefined): BoxLossSpec {
+  if (b?.type === 'GIoULoss') return { type: 'GIoULoss' };
   return b?.type === 'SmoothL1Loss' ? { type: 'SmoothL1Loss', beta: b.beta ?? 1.0 } : { type: 'L1Loss' };
 }

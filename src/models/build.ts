@@ -6,7 +6,7 @@
  */
 import { byType, validate, type Schema, type TypedBlock } from '../config/schema.ts';
 import { buildEncoderDecoder, encoderDecoderSchema } from './encoder_decoder_config.ts';
-import { buildMaskRCNN, maskRcnnSchema } from './mask_rcnn_config.ts';
+import { buildMaskRCNN, cascadeMaskRcnnSchema, maskRcnnSchema } from './mask_rcnn_config.ts';
 import type { Model, ModelBuildOptions, Task } from './model.ts';
 
 interface ModelEntry<B> {
@@ -22,6 +22,7 @@ const entry = <B>(e: ModelEntry<B>): ModelEntry<B> => e;
 export const MODELS = {
   EncoderDecoder: entry({ task: 'segmentation', schema: encoderDecoderSchema, build: buildEncoderDecoder }),
   MaskRCNN: entry({ task: 'detection', schema: maskRcnnSchema, build: buildMaskRCNN }),
+  CascadeMaskRCNN: entry({ task: 'detection', schema: cascadeMaskRcnnSchema, build: buildMaskRCNN }),
 };
 
 type Schemas = { [K in keyof typeof MODELS]: (typeof MODELS)[K]['schema'] };

@@ -15,14 +15,15 @@ import type { FPN } from '../necks/fpn.ts';
 import type { ProposalCfg, RcnnTestCfg } from '../heads/det_config.ts';
 import { groundTruthOf } from '../heads/ground_truth.ts';
 import type { RPNHead, RPNTrainCfg } from '../heads/rpn/rpn_head.ts';
-import type { RcnnTrainCfg, StandardRoIHead } from '../heads/roi/standard_roi_head.ts';
+import type { RcnnTrainCfg, RoIHead } from '../heads/roi/standard_roi_head.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import type { Model, ModelPredictOptions, Task } from './model.ts';
 
 export interface TwoStageTrainCfg {
   rpn: RPNTrainCfg;
   rpnProposal: ProposalCfg;
-  rcnn: RcnnTrainCfg;
+  /** One block, or one per cascade stage. */
+  rcnn: RcnnTrainCfg | RcnnTrainCfg[];
 }
 
 export interface TwoStageTestCfg {
@@ -34,7 +35,7 @@ export interface MaskRCNNOptions {
   backbone: Backbone;
   neck: FPN;
   rpnHead: RPNHead;
-  roiHead: StandardRoIHead;
+  roiHead: RoIHead;
   trainCfg: TwoStageTrainCfg;
   testCfg: TwoStageTestCfg;
 }
@@ -44,7 +45,7 @@ export class MaskRCNN extends Module implements Model {
   readonly backbone: Backbone;
   readonly neck: FPN;
   readonly rpnHead: RPNHead;
-  readonly roiHead: StandardRoIHead;
+  readonly roiHead: RoIHead;
   trainCfg: TwoStageTrainCfg;
   testCfg: TwoStageTestCfg;
 
@@ -59,7 +60,7 @@ export class MaskRCNN extends Module implements Model {
   }
 
   get numClasses(): number {
-    return this.roiHead.bboxHead.numClasses;
+    return this.roiHead.numClasses;
   }
 
   /** `[N, H, W, 3]` → FPN levels `[N, H/s, W/s, C]` (caller disposes). */
@@ -76,7 +77,7 @@ export class MaskRCNN extends Module implements Model {
     const rpnOut = this.rpnHead.forward(feats);
     const rpnLosses = this.rpnHead.loss(rpnOut, gts, batch.metas, this.trainCfg.rpn);
     const proposals = this.rpnHead.proposals(rpnOut, batch.metas, this.trainCfg.rpnProposal);
-    const roiLosses = this.roiHead.loss(feats, proposals, gts, this.trainCfg.rcnn);
+    const roiLosses = this.roiHead.loss(feats, proposals, gts, batch.metas, this.trainCfg.rcnn);
     return { ...rpnLosses, ...roiLosses };
   }
 
@@ -94,3 +95,10 @@ export class MaskRCNN extends Module implements Model {
     }
   }
 }
+
+/**
+ * MMDetection's `CascadeRCNN` with masks: the same two-stage detector with a {@link CascadeRoIHead}
+ * (`roi_head: {type: CascadeRoIHead}`, `train_cfg.rcnn` one block per stage). Its losses are the
+ * RPN's and the stages' (`s0.loss_cls`, ..., `s2.loss_mask`); results and metrics as Mask R-CNN's.
+ */
+export class CascadeMaskRCNN extends MaskRCNN {}

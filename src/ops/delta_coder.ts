@@ -2,6 +2,7 @@
  * MMDetection 2.x `DeltaXYWHBBoxCoder`: boxes <-> (dx, dy, dw, dh) regression targets normalised
  * by `means`/`stds`. Pure TS over flat typed arrays; arithmetic in float64, results float32.
  */
+import * as tf from '@tensorflow/tfjs';
 import { assertBoxes } from './boxes.ts';
 
 export interface DeltaCoderOptions {
@@ -92,5 +93,36 @@ export class DeltaXYWHBBoxCoder {
       }
     }
     return out;
+  }
+
+  /**
+   * {@link decode} on a tensor, differentiable in the deltas (for losses on decoded boxes, e.g.
+   * GIoU): `rois` `[R*4]` xyxy, `deltas` `[R, 4]` → boxes `[R, 4]`, not clipped to the image (as
+   * MMDet's `BBoxHead.loss`). dw/dh are clamped to `|log(whRatioClip)|` (no gradient beyond).
+   */
+  decodeTensor(rois: Float32Array, deltas: tf.Tensor2D, whRatioClip = 16 / 1000): tf.Tensor2D {
+    assertBoxes(rois, 'DeltaXYWHBBoxCoder.decodeTensor(rois)');
+    const n = rois.length / 4;
+    if (deltas.rank !== 2 || deltas.shape[0] !== n || deltas.shape[1] !== 4) {
+      throw new Error(`DeltaXYWHBBoxCoder.decodeTensor: expected deltas [${n}, 4], got [${deltas.shape}]`);
+    }
+    return tf.tidy(() => {
+      const px = new Float32Array(n), py = new Float32Array(n), pw = new Float32Array(n), ph = new Float32Array(n);
+      for (let r = 0; r < n; r++) {
+        px[r] = (rois[4 * r] + rois[4 * r + 2]) * 0.5;
+        py[r] = (rois[4 * r + 1] + rois[4 * r + 3]) * 0.5;
+        pw[r] = rois[4 * r + 2] - rois[4 * r];
+        ph[r] = rois[4 * r + 3] - rois[4 * r + 1];
+      }
+      const maxRatio = Math.abs(Math.log(whRatioClip));
+      const d = tf.add(tf.mul(deltas, tf.tensor1d(this.stds as number[])), tf.tensor1d(this.means as number[]));
+      const [dx, dy, dwRaw, dhRaw] = tf.unstack(d, 1);
+      const [cx, cy, w, h] = [px, py, pw, ph].map((a) => tf.tensor1d(a));
+      const gw = tf.mul(w, tf.exp(tf.clipByValue(dwRaw, -maxRatio, maxRatio)));
+      const gh = tf.mul(h, tf.exp(tf.clipByValue(dhRaw, -maxRatio, maxRatio)));
+      const gx = tf.add(cx, tf.mul(w, dx)), gy = tf.add(cy, tf.mul(h, dy));
+      const hw = tf.mul(gw, 0.5), hh = tf.mul(gh, 0.5);
+      return tf.stack([tf.sub(gx, hw), tf.sub(gy, hh), tf.add(gx, hw), tf.add(gy, hh)], 1) as tf.Tensor2D;
+    });
   }
 }

@@ -83,12 +83,46 @@ export function l1Loss(pred: tf.Tensor, target: tf.Tensor | Float32Array, weight
   return tf.tidy(() => weightReduceLoss(tf.abs(tf.sub(pred, asTensor(target, pred.shape, 'target', 'l1Loss'))), weights, avgFactor));
 }
 
-/** A box-regression loss chosen by config: MMDetection's `L1Loss` or `SmoothL1Loss` (with its beta). */
-export type BoxLossSpec = { type: 'L1Loss' } | { type: 'SmoothL1Loss'; beta: number };
+/**
+ * A box-regression loss chosen by config: MMDetection's `L1Loss` or `SmoothL1Loss` (with its beta)
+ * on deltas, or `GIoULoss` on decoded boxes (a head's `reg_decoded_bbox: true`).
+ */
+export type BoxLossSpec = { type: 'L1Loss' } | { type: 'SmoothL1Loss'; beta: number } | { type: 'GIoULoss' };
 
-/** {@link l1Loss} or {@link smoothL1Loss} as `spec` says; same arguments. */
+/**
+ * {@link l1Loss}, {@link smoothL1Loss} or {@link giouLoss} as `spec` says; same arguments (for GIoU,
+ * `pred`/`target` are xyxy boxes `[N, 4]` and `weights` `[N, 4]` or `[N]`).
+ */
 export function boxLoss(spec: BoxLossSpec, pred: tf.Tensor, target: tf.Tensor | Float32Array, weights?: LossWeights, avgFactor?: number): tf.Scalar {
+  if (spec.type === 'GIoULoss') return giouLoss(pred as tf.Tensor2D, target, weights, avgFactor);
   return spec.type === 'L1Loss' ? l1Loss(pred, target, weights, avgFactor) : smoothL1Loss(pred, target, spec.beta, weights, avgFactor);
+}
+
+/**
+ * MMDet `GIoULoss`: `1 - GIoU(pred, target)` per box pair, reduced. `GIoU = IoU - (C - U) / C`
+ * with `U` the union and `C` the smallest enclosing box's area, both plus `eps` (1e-6), so the
+ * value and its gradient stay finite for degenerate (zero-area or inverted) boxes.
+ * @param pred `[N, 4]` xyxy boxes (differentiable)
+ * @param target `[N, 4]` xyxy boxes
+ * @param weights `[N, 4]` (averaged over the 4 coordinates, as MMDet) or `[N]`
+ */
+export function giouLoss(pred: tf.Tensor2D, target: tf.Tensor | Float32Array, weights?: LossWeights, avgFactor?: number, eps = 1e-6): tf.Scalar {
+  return tf.tidy(() => {
+    if (pred.rank !== 2 || pred.shape[1] !== 4) throw new Error(`giouLoss: expected boxes [N, 4], got [${pred.shape}]`);
+    const n = pred.shape[0];
+    const t = asTensor(target, [n, 4], 'target', 'giouLoss');
+    const [px1, py1, px2, py2] = tf.unstack(pred, 1);
+    const [tx1, ty1, tx2, ty2] = tf.unstack(t, 1);
+    const area = (x1: tf.Tensor, y1: tf.Tensor, x2: tf.Tensor, y2: tf.Tensor) => tf.mul(tf.sub(x2, x1), tf.sub(y2, y1));
+    const overlap = tf.mul(tf.relu(tf.sub(tf.minimum(px2, tx2), tf.maximum(px1, tx1))), tf.relu(tf.sub(tf.minimum(py2, ty2), tf.maximum(py1, ty1))));
+    const union = tf.add(tf.sub(tf.add(area(px1, py1, px2, py2), area(tx1, ty1, tx2, ty2)), overlap), eps);
+    const enclose = tf.add(tf.mul(tf.relu(tf.sub(tf.maximum(px2, tx2), tf.minimum(px1, tx1))), tf.relu(tf.sub(tf.maximum(py2, ty2), tf.minimum(py1, ty1)))), eps);
+    const giou = tf.sub(tf.div(overlap, union), tf.div(tf.sub(enclose, union), enclose));
+    let w: LossWeights | undefined = weights;
+    const size = w === undefined ? 0 : w instanceof tf.Tensor ? w.size : w.length;
+    if (w !== undefined && size === 4 * n) w = tf.mean(asTensor(w, [n, 4], 'weights', 'giouLoss'), 1);
+    return weightReduceLoss(tf.sub(1, giou), w, avgFactor);
+  });
 }
 
 /**

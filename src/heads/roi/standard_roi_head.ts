@@ -25,7 +25,7 @@ import type { RcnnTestCfg } from '../det_config.ts';
 import type { GroundTruth } from '../ground_truth.ts';
 import type { Proposals } from '../rpn/rpn_head.ts';
 import { concatArrays, pickBoxes, readOnce } from '../../ops/arrays.ts';
-import type { BBoxTargets, Shared2FCBBoxHead } from './bbox_head.ts';
+import type { BBoxTargets, ConvFCBBoxHead } from './bbox_head.ts';
 import type { FCNMaskHead } from './mask_head.ts';
 import type { SingleRoIExtractor } from './roi_extractor.ts';
 
@@ -39,23 +39,41 @@ export interface RcnnTrainCfg {
 
 export interface StandardRoIHeadOptions {
   bboxRoiExtractor: SingleRoIExtractor;
-  bboxHead: Shared2FCBBoxHead;
+  bboxHead: ConvFCBBoxHead;
   maskRoiExtractor?: SingleRoIExtractor;
   maskHead?: FCNMaskHead;
 }
 
 /** The sampled RoIs of one image. */
-interface SampledRois {
+export interface SampledRois {
   pos: Float32Array;
   neg: Float32Array;
   posGt: Float32Array;
   posLabels: Int32Array;
   posGtInds: Int32Array;
+  /** `[P]` 1 where the positive is a GT box added as a proposal. */
+  posIsGt: Uint8Array;
 }
 
-export class StandardRoIHead extends Module {
+/** The RoI heads' interface to the detector (MMDet `BaseRoIHead`). */
+export interface RoIHead extends Module {
+  readonly numClasses: number;
+  readonly withMask: boolean;
+  /** Losses of a batch; `metas` give the images' sizes (refined boxes are clipped to them). */
+  loss(feats: tf.Tensor4D[], proposals: Proposals[], gts: GroundTruth[], metas: ImgMeta[], cfg: RcnnTrainCfg | RcnnTrainCfg[]): Record<string, tf.Scalar>;
+  predict(feats: tf.Tensor4D[], proposals: Proposals[], metas: ImgMeta[], cfg: RcnnTestCfg): Instances[];
+}
+
+/** One image's detections in original pixels, before masks. */
+export interface Detections {
+  boxes: Float32Array;
+  scores: Float32Array;
+  labels: Int32Array;
+}
+
+export class StandardRoIHead extends Module implements RoIHead {
   readonly bboxRoiExtractor: SingleRoIExtractor;
-  readonly bboxHead: Shared2FCBBoxHead;
+  readonly bboxHead: ConvFCBBoxHead;
   readonly maskRoiExtractor?: SingleRoIExtractor;
   readonly maskHead?: FCNMaskHead;
 
@@ -70,125 +88,174 @@ export class StandardRoIHead extends Module {
     }
   }
 
+  get numClasses(): number {
+    return this.bboxHead.numClasses;
+  }
+
   get withMask(): boolean {
     return this.maskHead !== undefined;
   }
 
-  /** Assigns and samples the proposals of each image. */
-  private sample(proposals: Proposals[], gts: GroundTruth[], cfg: RcnnTrainCfg): SampledRois[] {
-    return proposals.map((p, i) => {
-      const gt = gts[i];
-      const assign = cfg.assigner.assign(p.boxes, gt.boxes, gt.labels, gt.ignore);
-      const s = cfg.sampler.sample(assign, p.boxes, gt.boxes, gt.labels);
-      return {
-        pos: pickBoxes(s.bboxes, s.posInds),
-        neg: pickBoxes(s.bboxes, s.negInds),
-        posGt: pickBoxes(gt.boxes, s.posAssignedGtInds),
-        posLabels: s.posGtLabels,
-        posGtInds: Int32Array.from(s.posAssignedGtInds),
-      };
-    });
-  }
-
   /** `loss_cls`, `loss_bbox`, `acc` and (with a mask head) `loss_mask` of a batch. */
-  loss(feats: tf.Tensor4D[], proposals: Proposals[], gts: GroundTruth[], cfg: RcnnTrainCfg): Record<string, tf.Scalar> {
-    const sampled = this.sample(proposals, gts, cfg);
-    const rois = toRois(sampled.map((s) => [s.pos, s.neg]));
-    const per = sampled.map((s) => this.bboxHead.targets(s.pos, s.posGt, s.posLabels, s.neg.length / 4));
-    const targets: BBoxTargets = {
-      labels: concatArrays(per.map((t) => t.labels)),
-      deltas: concatArrays(per.map((t) => t.deltas)),
-      weights: concatArrays(per.map((t) => t.weights)),
-    };
-    const losses: Record<string, tf.Scalar> = tf.tidy(() => {
-      const boxFeats = this.bboxRoiExtractor.forward(feats, rois);
-      return { ...this.bboxHead.loss(this.bboxHead.forward(boxFeats), targets) };
-    });
-    if (this.maskHead && this.maskRoiExtractor) {
-      const maskHead = this.maskHead;
-      const extractor = this.maskRoiExtractor;
-      const posRois = toRois(sampled.map((s) => [s.pos]));
-      const labels = concatArrays(sampled.map((s) => s.posLabels));
-      if (labels.length === 0) {
-        losses.loss_mask = tf.scalar(0);
-      } else {
-        const tgt = concatArrays(sampled.map((s, i) => {
-          const masks = gts[i].masks;
-          if (!masks) throw new Error('StandardRoIHead: a mask head needs GT masks (LoadAnnotations with_mask: true)');
-          return maskTargets(s.pos, s.posGtInds, masks, cfg.maskSize);
-        }));
-        losses.loss_mask = tf.tidy(() => maskHead.loss(maskHead.forward(extractor.forward(feats, posRois)), labels, tgt));
-      }
-    }
+  loss(feats: tf.Tensor4D[], proposals: Proposals[], gts: GroundTruth[], _metas: ImgMeta[], cfg: RcnnTrainCfg | RcnnTrainCfg[]): Record<string, tf.Scalar> {
+    if (Array.isArray(cfg)) throw new Error('StandardRoIHead: train_cfg.rcnn is one block (a list is for CascadeRoIHead)');
+    const sampled = sampleProposals(proposals, gts, cfg);
+    const { losses } = boxStageLoss(this.bboxHead, this.bboxRoiExtractor, feats, sampled);
+    if (this.maskHead && this.maskRoiExtractor) losses.loss_mask = maskStageLoss(this.maskHead, this.maskRoiExtractor, feats, sampled, gts, cfg.maskSize);
     return losses;
   }
 
   /** Detections (and masks) of each image in its ORIGINAL pixels. */
   predict(feats: tf.Tensor4D[], proposals: Proposals[], metas: ImgMeta[], cfg: RcnnTestCfg): Instances[] {
-    const k = this.bboxHead.numClasses;
     const rois = toRois(proposals.map((p) => [p.boxes]));
     const out = tf.tidy(() => {
       const o = this.bboxHead.forward(this.bboxRoiExtractor.forward(feats, rois));
       return [tf.softmax(o.cls, -1), o.reg];
     });
-    const probs = readOnce(out[0]);
-    const deltas = readOnce(out[1]);
-    const d = this.bboxHead.regDim;
-    let offset = 0;
-    const dets = proposals.map((p, i) => {
-      const n = p.boxes.length / 4;
-      const meta = metas[i];
-      const myDeltas = deltas.subarray(offset * d, (offset + n) * d);
-      const myProbs = probs.subarray(offset * (k + 1), (offset + n) * (k + 1));
-      offset += n;
-      // Decoded in input pixels, clipped to the image, then back to the original image.
-      const decoded = rescaleBoxes(this.bboxHead.bboxCoder.decode(p.boxes, myDeltas, meta.imgShape), meta.scaleFactor);
-      const perClass = d === 4 ? 1 : k;
-      const boxes: number[] = [];
-      const scores: number[] = [];
-      const labels: number[] = [];
-      for (let r = 0; r < n; r++) {
-        for (let c = 0; c < k; c++) {
-          const s = myProbs[r * (k + 1) + c];
-          if (!(s > cfg.scoreThr)) continue;
-          const at = (r * perClass + (perClass === 1 ? 0 : c)) * 4;
-          boxes.push(decoded[at], decoded[at + 1], decoded[at + 2], decoded[at + 3]);
-          scores.push(s);
-          labels.push(c);
-        }
-      }
-      const b = Float32Array.from(boxes);
-      const s = Float32Array.from(scores);
-      const l = Int32Array.from(labels);
-      const keep = batchedNms(b, s, l, cfg.nmsIou).subarray(0, cfg.maxPerImg);
-      return { boxes: pickBoxes(b, keep), scores: Float32Array.from(keep, (j) => s[j]), labels: Int32Array.from(keep, (j) => l[j]) };
-    });
+    const dets = detectionsOf(this.bboxHead, proposals.map((p) => p.boxes), readOnce(out[0]), readOnce(out[1]), metas, cfg);
     if (!this.maskHead || !this.maskRoiExtractor) return dets.map((det) => makeInstances(det));
     const maskHead = this.maskHead;
-    const extractor = this.maskRoiExtractor;
-    // Detections back in input pixels for pooling (MMDet `det_bboxes * scale_factor`).
-    const scaled = dets.map((det, i) => {
-      const [sx, sy] = metas[i].scaleFactor;
-      return det.boxes.map((v, j) => v * (j % 2 === 0 ? sx : sy));
-    });
-    const maskRois = toRois(scaled.map((b) => [b]));
-    const labels = concatArrays(dets.map((det) => det.labels));
-    const m = 2 * extractor.outputSize[0];
-    const maskProbs = labels.length ? (() => {
-      const logits = tf.tidy(() => maskHead.forward(extractor.forward(feats, maskRois)));
+    return withMasks(dets, metas, cfg, this.maskRoiExtractor, (maskRois, labels) => {
+      const logits = tf.tidy(() => maskHead.forward(this.maskRoiExtractor!.forward(feats, maskRois)));
       const v = maskHead.probabilities(logits, labels);
       logits.dispose();
       return v;
-    })() : new Float32Array(0);
-    offset = 0;
-    return dets.map((det, i) => {
-      const n = det.labels.length;
-      const [h, w] = metas[i].oriShape;
-      const masks = pasteMasks(maskProbs.subarray(offset * m * m, (offset + n) * m * m), m, det.boxes, [h, w], cfg.maskThr);
-      offset += n;
-      return makeInstances({ ...det, masks: { kind: 'bitmaps', height: h, width: w, masks } });
     });
   }
+}
+
+/** Assigns and samples the proposals of each image (MMDet `assigner.assign` + `sampler.sample`). */
+export function sampleProposals(proposals: Proposals[], gts: GroundTruth[], cfg: RcnnTrainCfg): SampledRois[] {
+  return proposals.map((p, i) => {
+    const gt = gts[i];
+    const assign = cfg.assigner.assign(p.boxes, gt.boxes, gt.labels, gt.ignore);
+    const s = cfg.sampler.sample(assign, p.boxes, gt.boxes, gt.labels);
+    return {
+      pos: pickBoxes(s.bboxes, s.posInds),
+      neg: pickBoxes(s.bboxes, s.negInds),
+      posGt: pickBoxes(gt.boxes, s.posAssignedGtInds),
+      posLabels: s.posGtLabels,
+      posGtInds: Int32Array.from(s.posAssignedGtInds),
+      posIsGt: s.posIsGt,
+    };
+  });
+}
+
+/** What a box stage's loss leaves for the next stage: its RoIs, their labels and the head's outputs. */
+export interface BoxStageResult {
+  losses: Record<string, tf.Scalar>;
+  /** `[R * 5]` the sampled RoIs (positives first per image). */
+  rois: Float32Array;
+  /** `[R]` target labels (`K` = background). */
+  labels: Int32Array;
+  /** `[R, K + 1]` logits and `[R, D]` deltas, read back (no gradient). */
+  cls: Float32Array;
+  reg: Float32Array;
+}
+
+/** The box head's losses on the sampled RoIs of every image (and, with `keep`, its outputs as values). */
+export function boxStageLoss(head: ConvFCBBoxHead, extractor: SingleRoIExtractor, feats: tf.Tensor4D[], sampled: SampledRois[], keep = false): BoxStageResult {
+  const rois = toRois(sampled.map((s) => [s.pos, s.neg]));
+  const per = sampled.map((s) => head.targets(s.pos, s.posGt, s.posLabels, s.neg.length / 4));
+  const targets: BBoxTargets = {
+    labels: concatArrays(per.map((t) => t.labels)),
+    deltas: concatArrays(per.map((t) => t.deltas)),
+    weights: concatArrays(per.map((t) => t.weights)),
+  };
+  let cls: Float32Array = new Float32Array(0), reg: Float32Array = new Float32Array(0);
+  const losses: Record<string, tf.Scalar> = tf.tidy(() => {
+    const out = head.forward(extractor.forward(feats, rois));
+    if (keep) {
+      cls = out.cls.dataSync() as Float32Array;
+      reg = out.reg.dataSync() as Float32Array;
+    }
+    return { ...head.loss(out, targets, boxesOfRois(rois)) };
+  });
+  return { losses, rois, labels: targets.labels, cls, reg };
+}
+
+/** `loss_mask` of the positives of every image (0 without positives). */
+export function maskStageLoss(head: FCNMaskHead, extractor: SingleRoIExtractor, feats: tf.Tensor4D[], sampled: SampledRois[], gts: GroundTruth[], maskSize: number): tf.Scalar {
+  const labels = concatArrays(sampled.map((s) => s.posLabels));
+  if (labels.length === 0) return tf.scalar(0);
+  const posRois = toRois(sampled.map((s) => [s.pos]));
+  const tgt = concatArrays(sampled.map((s, i) => {
+    const masks = gts[i].masks;
+    if (!masks) throw new Error('RoI head: a mask head needs GT masks (LoadAnnotations with_mask: true)');
+    return maskTargets(s.pos, s.posGtInds, masks, maskSize);
+  }));
+  return tf.tidy(() => head.loss(head.forward(extractor.forward(feats, posRois)), labels, tgt));
+}
+
+/**
+ * Per image: `probs` `[R, K + 1]` and `deltas` `[R, D]` of the RoIs `boxes` (input pixels) →
+ * decoded, clipped boxes per class above `scoreThr`, class-wise NMS, the best `maxPerImg`, in the
+ * ORIGINAL image's pixels.
+ */
+export function detectionsOf(head: ConvFCBBoxHead, boxes: Float32Array[], probs: Float32Array, deltas: Float32Array, metas: ImgMeta[], cfg: RcnnTestCfg): Detections[] {
+  const k = head.numClasses;
+  const d = head.regDim;
+  let offset = 0;
+  return boxes.map((rois, i) => {
+    const n = rois.length / 4;
+    const meta = metas[i];
+    const myDeltas = deltas.subarray(offset * d, (offset + n) * d);
+    const myProbs = probs.subarray(offset * (k + 1), (offset + n) * (k + 1));
+    offset += n;
+    // Decoded in input pixels, clipped to the image, then back to the original image.
+    const decoded = rescaleBoxes(head.bboxCoder.decode(rois, myDeltas, meta.imgShape), meta.scaleFactor);
+    const perClass = d === 4 ? 1 : k;
+    const out: number[] = [];
+    const scores: number[] = [];
+    const labels: number[] = [];
+    for (let r = 0; r < n; r++) {
+      for (let c = 0; c < k; c++) {
+        const s = myProbs[r * (k + 1) + c];
+        if (!(s > cfg.scoreThr)) continue;
+        const at = (r * perClass + (perClass === 1 ? 0 : c)) * 4;
+        out.push(decoded[at], decoded[at + 1], decoded[at + 2], decoded[at + 3]);
+        scores.push(s);
+        labels.push(c);
+      }
+    }
+    const b = Float32Array.from(out);
+    const sc = Float32Array.from(scores);
+    const l = Int32Array.from(labels);
+    const keep = batchedNms(b, sc, l, cfg.nmsIou).subarray(0, cfg.maxPerImg);
+    return { boxes: pickBoxes(b, keep), scores: Float32Array.from(keep, (j) => sc[j]), labels: Int32Array.from(keep, (j) => l[j]) };
+  });
+}
+
+/**
+ * The detections with their masks pasted into the original images: `maskProbs(rois, labels)` gives
+ * `[P * m * m]` probabilities of each detection's class for the RoIs `[P * 5]` (input pixels).
+ */
+export function withMasks(dets: Detections[], metas: ImgMeta[], cfg: RcnnTestCfg, extractor: SingleRoIExtractor,
+  maskProbs: (rois: Float32Array, labels: Int32Array) => Float32Array): Instances[] {
+  // Detections back in input pixels for pooling (MMDet `det_bboxes * scale_factor`).
+  const scaled = dets.map((det, i) => {
+    const [sx, sy] = metas[i].scaleFactor;
+    return det.boxes.map((v, j) => v * (j % 2 === 0 ? sx : sy));
+  });
+  const labels = concatArrays(dets.map((det) => det.labels));
+  const m = 2 * extractor.outputSize[0];
+  const probs = labels.length ? maskProbs(toRois(scaled.map((b) => [b])), labels) : new Float32Array(0);
+  let offset = 0;
+  return dets.map((det, i) => {
+    const n = det.labels.length;
+    const [h, w] = metas[i].oriShape;
+    const masks = pasteMasks(probs.subarray(offset * m * m, (offset + n) * m * m), m, det.boxes, [h, w], cfg.maskThr);
+    offset += n;
+    return makeInstances({ ...det, masks: { kind: 'bitmaps', height: h, width: w, masks } });
+  });
+}
+
+/** The `[R * 4]` boxes of `[R * 5]` RoIs. */
+export function boxesOfRois(rois: Float32Array): Float32Array {
+  const n = rois.length / 5;
+  const out = new Float32Array(n * 4);
+  for (let r = 0; r < n; r++) out.set(rois.subarray(r * 5 + 1, r * 5 + 5), r * 4);
+  return out;
 }
 
 /** `[R * 5]` RoIs `(image index, x1, y1, x2, y2)` of per-image groups of `[n * 4]` boxes. */

@@ -4,20 +4,10 @@
  */
 import { ConfigError, where } from '../../config/errors.ts';
 import { bool, int, list, nul, num, obj, oneOf, optional, refine, str, type Infer } from '../../config/schema.ts';
-import type { NormOptions } from '../../nn/conv_module.ts';
+import { normCfgSchema, normOf } from '../norm_config.ts';
 import type { DecodeHeadOptions } from './decode_head.ts';
 
 const onlyFalse = refine(bool(), (v) => (v ? 'only false is supported' : undefined));
-
-/** `norm_cfg: {type: BN|SyncBN|GN, requires_grad?, num_groups?}` (SyncBN is BN on one device). */
-export const normCfgSchema = refine(
-  obj({
-    type: str({ enum: ['BN', 'SyncBN', 'GN'] }),
-    requires_grad: optional(refine(bool(), (v) => (v ? undefined : 'only true is supported'))),
-    num_groups: optional(int({ min: 1 })),
-  }),
-  (n) => (n.num_groups !== undefined && n.type !== 'GN' ? "num_groups is only for type 'GN'" : undefined),
-);
 
 /** `loss_decode: {type: CrossEntropyLoss, use_sigmoid: false, loss_weight, avg_non_ignore, class_weight}`. */
 const lossDecodeSchema = obj({
@@ -54,12 +44,6 @@ type CommonBlock = Infer<typeof common>;
 /** A decode-head schema with `DECODE_HEAD_FIELDS`, one loss weight at most. */
 export function noDoubleLossWeight<T extends CommonBlock>(b: T): string | undefined {
   return b.loss_weight !== undefined && b.loss_decode?.loss_weight !== undefined ? 'give loss_weight or loss_decode.loss_weight, not both' : undefined;
-}
-
-/** The heads' norm from a validated `norm_cfg` (default BN). */
-export function normOf(n: Infer<typeof normCfgSchema> | undefined): NormOptions {
-  if (!n || n.type !== 'GN') return { norm: 'BN' };
-  return { norm: 'GN', ...(n.num_groups !== undefined ? { gnGroups: n.num_groups } : {}) };
 }
 
 /** {@link DecodeHeadOptions} of a validated head block (defaults left to the head classes). */
