@@ -9,15 +9,12 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { applyCfgOptions } from '../src/config/cfg_options.ts';
-import { COCO } from '../src/coco/coco.ts';
-import { AdamW } from '../src/engine/adamw.ts';
-import { batchGradients } from '../src/engine/gradients.ts';
 import { DataParallel } from '../src/engine/data_parallel.ts';
-import { CocoMetric } from '../src/evaluation/coco_evaluator.ts';
 import { buildModel } from '../src/models/build.ts';
 import type { Model } from '../src/models/model.ts';
 import { manualSeed } from '../src/nn/random.ts';
 import { SCENE, sceneBatch } from './helpers/det_batch.ts';
+import { overfit, sceneBoxAP } from './helpers/overfit.ts';
 
 await initBackend('wasm', { quiet: true });
 
@@ -77,53 +74,15 @@ test('overfitting one image: every loss falls, box AP >= 0.9, tensor count flat'
   manualSeed(0);
   const m = await shapesModel(['model.roi_head.bbox_head.num_classes=2', 'model.roi_head.mask_head.num_classes=2']);
   const batch = sceneBatch();
-  const opt = new AdamW(m, { lr: 2e-3, weightDecay: 0 });
-  const vars = m.trainableVariables();
-  m.train();
-  const first: Record<string, number> = {};
-  const last: Record<string, number> = {};
-  const counts: number[] = [];
-  // A 10x lr step for the last 40 iterations settles the weights: at a constant lr the box AP
-  // swung between 0.75 and 0.97 from one 40-iteration mark to the next (seeds 0-2, either
-  // filter-gradient path); with the step it was 1.0 in all six runs.
-  const iters = 160;
-  for (let i = 0; i < iters; i++) {
-    opt.lr = i < 120 ? 2e-3 : 2e-4;
-    const g = batchGradients(m, batch, vars);
-    opt.step(g.grads);
-    tf.dispose(Object.values(g.grads));
-    for (const [k, v] of Object.entries(g.parts)) {
-      if (i < 5) first[k] = (first[k] ?? 0) + v / 5;
-      if (i >= iters - 5) last[k] = (last[k] ?? 0) + v / 5;
-    }
-    if (i >= 2) counts.push(tf.memory().numTensors);
-  }
-  assert.equal(new Set(counts).size, 1, `tensor count changed over iterations: ${[...new Set(counts)].join(', ')}`);
+  const { first, last, counts } = overfit(m, batch);
+  assert.equal(counts.length, 1, `tensor count changed over iterations: ${counts.join(', ')}`);
   for (const k of ['loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox', 'loss_mask']) {
     assert.ok(last[k] < first[k], `${k} did not fall: ${first[k]} -> ${last[k]}`);
   }
-
-  m.eval();
-  const before = tf.memory().numTensors;
-  const [pred] = m.predict(batch);
-  assert.equal(tf.memory().numTensors, before, 'predict leaked tensors');
-  const inst = pred.instances!;
-  assert.equal(inst.masks!.kind, 'bitmaps');
-  const gt = new COCO({
-    images: [{ id: 1, width: 128, height: 128, file_name: 'scene.png' }],
-    categories: [{ id: 1, name: 'square' }, { id: 2, name: 'disc' }],
-    annotations: SCENE.map((s, i) => {
-      const b = batch.gtBboxes[0].subarray(i * 4, i * 4 + 4);
-      const mask = (batch.gtMasks[0] as { masks: Uint8Array[] }).masks[i];
-      const area = mask.reduce((a, v) => a + v, 0);
-      return { id: i + 1, image_id: 1, category_id: s.label + 1, bbox: [b[0], b[1], b[2] - b[0], b[3] - b[1]], area, iscrowd: 0, segmentation: [[b[0], b[1], b[2], b[1], b[2], b[3], b[0], b[3]]] };
-    }),
-  });
-  const metric = new CocoMetric({ coco: gt, label2cat: [1, 2], metrics: ['bbox'] });
-  metric.reset();
-  metric.process([{ index: 0, meta: batch.metas[0] }], [pred]);
-  const { metrics } = metric.evaluate();
-  assert.ok(metrics.bbox_mAP >= 0.9, `box AP on the overfitted image ${metrics.bbox_mAP}`);
+  const { mAP, leaked, pred } = sceneBoxAP(m, batch);
+  assert.equal(leaked, 0, 'predict leaked tensors');
+  assert.equal(pred.instances!.masks!.kind, 'bitmaps');
+  assert.ok(mAP >= 0.9, `box AP on the overfitted image ${mAP}`);
   batch.dispose();
   m.dispose();
 });

@@ -148,19 +148,51 @@ static bool conv_args(napi_env env, napi_callback_info info, const char *name, s
   return true;
 }
 
+/* The geometry of a dense convolution (conv2d's dims). */
+typedef struct { int n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, dh, dw, ho, wo; } ConvDims;
+
+static ConvDims conv_dims(const int32_t *d) {
+  ConvDims c = {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14]};
+  return c;
+}
+
+/* Output rows, patch width K = kh·kw·cin, threads worth waking and rows per ~4 MB chunk of patches. */
+typedef struct { long rows, K, chunk; int threads; } ConvPlan;
+
+static ConvPlan conv_plan(const ConvDims *c) {
+  ConvPlan p;
+  p.rows = (long)c->n * c->ho * c->wo;
+  p.K = (long)c->kh * c->kw * c->cin;
+  p.threads = p.rows * p.K * c->cout >= PARALLEL_MIN_MACS ? omp_get_max_threads() : 1;
+  p.chunk = (4L << 20) / (4 * p.K);
+  if (p.chunk < 16) p.chunk = 16;
+  return p;
+}
+
+/* The patch of output row g (image, oy, ox) into dst: kh·kw·cin values, zero outside x (im2col). */
+static void im2col_row(const float *x, const ConvDims *c, long g, float *dst) {
+  const int ox = (int)(g % c->wo), oy = (int)((g / c->wo) % c->ho), bi = (int)(g / ((long)c->wo * c->ho));
+  for (int ky = 0; ky < c->kh; ky++) {
+    const int iy = oy * c->sh - c->pt + ky * c->dh;
+    for (int kx = 0; kx < c->kw; kx++, dst += c->cin) {
+      const int ix = ox * c->sw - c->pl + kx * c->dw;
+      if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w) memset(dst, 0, sizeof(float) * c->cin);
+      else memcpy(dst, x + (((long)bi * c->h + iy) * c->w + ix) * c->cin, sizeof(float) * c->cin);
+    }
+  }
+}
+
 /* dims: n, h, w, cin, kh, kw, cout, sh, sw, padTop, padLeft, dh, dw, ho, wo */
 static napi_value conv2d(napi_env env, napi_callback_info info) {
   float *x, *w, *y;
   int32_t *d;
   if (!conv_args(env, info, "c2f_native.conv2d: bad arguments", 15, &x, &w, &y, &d)) return NULL;
-  const int n = d[0], h = d[1], wd = d[2], cin = d[3], kh = d[4], kw = d[5], cout = d[6];
-  const int sh = d[7], sw = d[8], pt = d[9], pl = d[10], dh = d[11], dw = d[12], ho = d[13], wo = d[14];
-  const long rows = (long)n * ho * wo, K = (long)kh * kw * cin;
+  const ConvDims c = conv_dims(d);
+  const ConvPlan p = conv_plan(&c);
+  const int cout = c.cout, threads = p.threads;
+  const long rows = p.rows, K = p.K, chunk = p.chunk;
   /* Each thread takes a contiguous share of the output rows and builds their patches in chunks
    * that stay under ~4 MB (bounded memory), then one sgemm per chunk. */
-  const int threads = rows * K * cout >= PARALLEL_MIN_MACS ? omp_get_max_threads() : 1;
-  long chunk = (4L << 20) / (4 * K);
-  if (chunk < 16) chunk = 16;
   int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(|:failed)
   {
@@ -170,19 +202,7 @@ static napi_value conv2d(napi_env env, napi_callback_info info) {
     if (!col) failed = 1;
     for (long r0 = lo; col && r0 < hi; r0 += chunk) {
       const long nr = hi - r0 < chunk ? hi - r0 : chunk;
-      for (long r = 0; r < nr; r++) {
-        const long g = r0 + r;
-        const int ox = (int)(g % wo), oy = (int)((g / wo) % ho), bi = (int)(g / ((long)wo * ho));
-        float *dst = col + r * K;
-        for (int ky = 0; ky < kh; ky++) {
-          const int iy = oy * sh - pt + ky * dh;
-          for (int kx = 0; kx < kw; kx++, dst += cin) {
-            const int ix = ox * sw - pl + kx * dw;
-            if (iy < 0 || iy >= h || ix < 0 || ix >= wd) memset(dst, 0, sizeof(float) * cin);
-            else memcpy(dst, x + (((long)bi * h + iy) * wd + ix) * cin, sizeof(float) * cin);
-          }
-        }
-      }
+      for (long r = 0; r < nr; r++) im2col_row(x, &c, r0 + r, col + r * K);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, cout, (int)K, 1.0f, col, (int)K, w, cout, 0.0f, y + r0 * cout, cout);
     }
     free(col);
@@ -200,14 +220,11 @@ static napi_value conv2d_filter_grad(napi_env env, napi_callback_info info) {
   float *x, *dy, *dw;
   int32_t *d;
   if (!conv_args(env, info, "c2f_native.conv2dFilterGrad: bad arguments", 15, &x, &dy, &dw, &d)) return NULL;
-  const int n = d[0], h = d[1], wd = d[2], cin = d[3], kh = d[4], kw = d[5], cout = d[6];
-  const int sh = d[7], sw = d[8], pt = d[9], pl = d[10], dh = d[11], dwl = d[12], ho = d[13], wo = d[14];
-  const long rows = (long)n * ho * wo, K = (long)kh * kw * cin;
+  const ConvDims c = conv_dims(d);
+  const ConvPlan p = conv_plan(&c);
+  const int cout = c.cout, threads = p.threads;
+  const long rows = p.rows, K = p.K, chunk = p.chunk < rows ? p.chunk : rows;
   if (rows == 0) { memset(dw, 0, sizeof(float) * K * cout); return NULL; }
-  const int threads = rows * K * cout >= PARALLEL_MIN_MACS ? omp_get_max_threads() : 1;
-  long chunk = (4L << 20) / (4 * K);
-  if (chunk < 16) chunk = 16;
-  if (chunk > rows) chunk = rows;
   float *col = (float *)malloc(sizeof(float) * chunk * K);
   if (!col) { napi_throw_error(env, NULL, "c2f_native.conv2dFilterGrad: out of memory"); return NULL; }
 #pragma omp parallel num_threads(threads)
@@ -217,19 +234,7 @@ static napi_value conv2d_filter_grad(napi_env env, napi_callback_info info) {
     for (long r0 = 0; r0 < rows; r0 += chunk) {
       const long nr = rows - r0 < chunk ? rows - r0 : chunk;
 #pragma omp for schedule(static)
-      for (long r = 0; r < nr; r++) {
-        const long g = r0 + r;
-        const int ox = (int)(g % wo), oy = (int)((g / wo) % ho), bi = (int)(g / ((long)wo * ho));
-        float *dst = col + r * K;
-        for (int ky = 0; ky < kh; ky++) {
-          const int iy = oy * sh - pt + ky * dh;
-          for (int kx = 0; kx < kw; kx++, dst += cin) {
-            const int ix = ox * sw - pl + kx * dwl;
-            if (iy < 0 || iy >= h || ix < 0 || ix >= wd) memset(dst, 0, sizeof(float) * cin);
-            else memcpy(dst, x + (((long)bi * h + iy) * wd + ix) * cin, sizeof(float) * cin);
-          }
-        }
-      }
+      for (long r = 0; r < nr; r++) im2col_row(x, &c, r0 + r, col + r * K);
       /* (the omp for's barrier: the chunk's patches are complete) */
       if (k1 > k0) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(k1 - k0), cout, (int)nr, 1.0f, col + k0, (int)K,
