@@ -2,12 +2,13 @@
  * Detector speed: Conv2Former-T Mask R-CNN (configs/maskrcnn_c2f_t.yaml's model, 81-way heads) at
  * 800x1333 (padded 800x1344), batch 1: one training step (forward, backward, AdamW update) and one
  * inference with 100 detections whose masks are pasted at full size; and the s/iter of the shapes
- * config's training step (batch 2 of its real data). Wasm backend by default.
+ * config's training step (batch 2 of its real data); the same rows for Cascade Mask R-CNN (`cascade-*`).
+ * Wasm backend by default.
  *
  * Inference of an untrained model scores every class near 1/81, under the 0.05 threshold, so the
  * inference row uses `score_thr: 0` to produce the 100 detections the reference pastes.
  *
- *   npm run bench:det [-- --backend wasm --iters 2 --rows t-train,t-infer,shapes]
+ *   npm run bench:det [-- --backend wasm --iters 2 --rows t-train,t-infer,shapes,cascade-t-train,cascade-t-infer,cascade-shapes]
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -26,7 +27,7 @@ import { median, timeRuns } from './timing.ts';
 const argv = await yargs(hideBin(process.argv))
   .option('backend', { type: 'string', default: 'wasm' })
   .option('iters', { type: 'number', default: 2, describe: 'timed iterations (after one warm-up)' })
-  .option('rows', { type: 'string', default: 't-train,t-infer,shapes' })
+  .option('rows', { type: 'string', default: 't-train,t-infer,shapes', describe: 'also: cascade-t-train, cascade-t-infer, cascade-shapes' })
   .option('size', { type: 'string', default: '800x1333', describe: 'HxW of the T rows\' image' })
   .strict()
   .parse();
@@ -82,29 +83,35 @@ const report = (name: string, times: number[], extra = '') => {
   console.log(`${argv.backend.padEnd(5)} ${name.padEnd(34)} median ${median(times).toFixed(2)} s  (runs ${times.map((t) => t.toFixed(2)).join(', ')})  ${extra}  peak RSS so far ${peak} GiB${heapNote}`);
 };
 
-if (rows.includes('t-train') || rows.includes('t-infer')) {
-  const m = await model('configs/maskrcnn_c2f_t.yaml', ['model.test_cfg.rcnn.score_thr=0.0']);
-  console.log(`Conv2Former-T Mask R-CNN: ${(m.numParameters() / 1e6).toFixed(2)}M parameters`);
+/** The train/infer rows of a full-size detector config on one synthetic image. */
+async function fullSizeRows(prefix: string, name: string, config: string): Promise<void> {
+  const wantTrain = rows.includes(`${prefix}-train`), wantInfer = rows.includes(`${prefix}-infer`);
+  if (!wantTrain && !wantInfer) return;
+  const m = await model(config, ['model.test_cfg.rcnn.score_thr=0.0']);
+  console.log(`${name}: ${(m.numParameters() / 1e6).toFixed(2)}M parameters`);
   const [imgH, imgW] = argv.size.split('x').map(Number);
   if (!(imgH >= 32 && imgW >= 32)) throw new Error(`--size: expected HxW with both at least 32, got '${argv.size}'`);
   const batch = syntheticBatch(imgH, imgW, 8, new Rng(1));
-  if (rows.includes('t-train')) {
+  if (wantTrain) {
     const before = tf.memory().numTensors;
-    report(`T train step ${argv.size} b1`, await timeRuns(trainStep(m, batch), argv.iters), `tensors ${before} -> ${tf.memory().numTensors}`);
+    report(`${prefix.toUpperCase()} train step ${argv.size} b1`, await timeRuns(trainStep(m, batch), argv.iters), `tensors ${before} -> ${tf.memory().numTensors}`);
   }
-  if (rows.includes('t-infer')) {
+  if (wantInfer) {
     m.eval();
     let dets = 0;
-    report(`T inference ${argv.size} (100 dets)`, await timeRuns(() => { dets = m.predict(batch)[0].instances!.labels.length; }, argv.iters), `detections ${dets}`);
+    report(`${prefix.toUpperCase()} inference ${argv.size} (100 dets)`, await timeRuns(() => { dets = m.predict(batch)[0].instances!.labels.length; }, argv.iters), `detections ${dets}`);
   }
   batch.dispose();
   m.dispose();
 }
 
-if (rows.includes('shapes')) {
+await fullSizeRows('t', 'Conv2Former-T Mask R-CNN', 'configs/maskrcnn_c2f_t.yaml');
+await fullSizeRows('cascade-t', 'Conv2Former-T Cascade Mask R-CNN', 'configs/cascade_maskrcnn_c2f_t.yaml');
+
+/** The training step of a shapes config on two samples of its real data. */
+async function shapesRow(label: string, cfgFile: string): Promise<void> {
   const { buildDataset } = await import('../src/datasets/build.ts');
   const { collate } = await import('../src/datasets/collate.ts');
-  const cfgFile = 'configs/maskrcnn_c2f_shapes.yaml';
   const cfg = loadConfig(cfgFile) as { model: unknown; data: { train: unknown } };
   const m = await buildModel(cfg.model, { file: cfgFile, log: () => {} });
   const ds = await buildDataset(cfg.data.train, { file: cfgFile, path: 'data.train' });
@@ -112,7 +119,10 @@ if (rows.includes('shapes')) {
   const samples = [];
   for (let i = 0; samples.length < 2; i++) { const s = await ds.getSample(i, rng); if (s) samples.push(s); }
   const batch = collate(samples);
-  report('shapes train step (batch 2)', await timeRuns(trainStep(m, batch), Math.max(argv.iters, 5)));
+  report(`${label} train step (batch 2)`, await timeRuns(trainStep(m, batch), Math.max(argv.iters, 5)));
   batch.dispose();
   m.dispose();
 }
+
+if (rows.includes('shapes')) await shapesRow('shapes', 'configs/maskrcnn_c2f_shapes.yaml');
+if (rows.includes('cascade-shapes')) await shapesRow('cascade shapes', 'configs/cascade_maskrcnn_c2f_shapes.yaml');
