@@ -110,6 +110,7 @@ async function upernetStepper(): Promise<Stepper> {
     dispose() {
       void it.return?.(undefined);
       model.dispose();
+      void ds.close?.();
     },
   };
 }

@@ -105,4 +105,5 @@ await runCli(async () => {
     console.log(`metrics written to ${argv['metrics-out']}`);
   }
   for (const w of writers) console.log(await w.finish());
+  await dataset.close?.();
 });

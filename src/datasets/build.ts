@@ -31,7 +31,7 @@ export async function buildDataset(cfg: unknown, at: ConfigAt, overrides: Record
 /**
  * {@link buildDataset}, with the samples loaded in `numWorkers` worker threads when it is > 0
  * (`data.num_workers`; see parallel_dataset.ts). The block and overrides must be plain data.
- * Call `close()` on the result when done, or let the process end (idle workers do not hold it).
+ * Call `close()` on the result when done: its worker threads keep the process alive until then.
  */
 export async function buildLoadingDataset(cfg: unknown, at: ConfigAt, numWorkers = 0, overrides: Record<string, unknown> = {}): Promise<Dataset> {
   const local = await buildDataset(cfg, at, overrides);

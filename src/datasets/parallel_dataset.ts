@@ -59,7 +59,6 @@ class DataWorker {
       if (r.type === 'ready') return readyResolve(r.length);
       const w = this.waiting.get(r.id);
       this.waiting.delete(r.id);
-      if (this.waiting.size === 0) worker.unref();
       if (r.type === 'sample') this.badSamples = r.badSamples;
       if (!w) return;
       if (r.type === 'sample') w.resolve(r.sample);
@@ -70,7 +69,6 @@ class DataWorker {
       readyReject(this.failure);
       for (const w of this.waiting.values()) w.reject(this.failure);
       this.waiting.clear();
-      worker.unref();
     };
     worker.on('error', (e) => fail(new Error(`data worker ${rank} failed: ${e.message}`)));
     worker.on('exit', (code) => fail(new Error(`data worker ${rank} exited (code ${code})`)));
@@ -83,8 +81,6 @@ class DataWorker {
 
   request(id: number, index: number, rng: RngState): Promise<Sample | null> {
     if (this.failure) return Promise.reject(this.failure);
-    // A worker with requests in flight keeps the process alive; an idle one must not.
-    if (this.waiting.size === 0) this.worker.ref();
     const p = new Promise<Sample | null>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
     this.worker.postMessage({ id, index, rng } satisfies SampleRequest);
     return p;
@@ -132,7 +128,6 @@ export class ParallelDataset implements Dataset {
       await Promise.all(workers.map((w) => w.worker.terminate()));
       throw e;
     }
-    for (const w of workers) w.worker.unref();
     return new ParallelDataset(local, workers);
   }
 
@@ -156,7 +151,10 @@ export class ParallelDataset implements Dataset {
     return best.request(this.nextId++, index, rng.getState());
   }
 
-  /** Stops the workers (requests in flight fail). */
+  /**
+   * Stops the workers (requests in flight fail). The workers keep the process alive until then:
+   * unref'ing idle ones let the event loop drain under a pending `await` (seen in the tests).
+   */
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
