@@ -13,9 +13,8 @@
  * Log-softmax is the numerically stable `x - max - log(sum(exp(x - max)))` (tf.logSoftmax).
  */
 import * as tf from '@tensorflow/tfjs';
-import { hostKernelsAvailable } from '../kernels/host.ts';
+import { hostKernelsAvailable, runOnHost } from '../kernels/host.ts';
 import { labelLogSoftmax } from '../kernels/softmax.ts';
-import { runOnHost } from '../kernels/host.ts';
 
 export interface CrossEntropyOptions {
   ignoreIndex?: number;

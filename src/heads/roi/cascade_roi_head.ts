@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../../nn/module.ts';
 import { ModuleList } from '../../nn/container.ts';
-import { readOnce } from '../../ops/arrays.ts';
+import { pickBoxes, readOnce } from '../../ops/arrays.ts';
 import type { ImgMeta } from '../../datasets/collate.ts';
 import { makeInstances, type Instances } from '../../structures/instances.ts';
 import type { RcnnTestCfg } from '../det_config.ts';
@@ -28,7 +28,8 @@ import type { ConvFCBBoxHead } from './bbox_head.ts';
 import type { FCNMaskHead } from './mask_head.ts';
 import type { SingleRoIExtractor } from './roi_extractor.ts';
 import {
-  boxStageLoss, detectionsOf, maskStageLoss, sampleProposals, toRois, withMasks, type BoxStageResult, type RcnnTrainCfg, type RoIHead, type SampledRois,
+  boxStageLoss, detectionsOf, maskStageLoss, sampledBoxes, sampleProposals, toRois, withMasks, type BoxStageResult, type RcnnTrainCfg, type RoIHead,
+  type SampledRois,
 } from './standard_roi_head.ts';
 
 export interface CascadeRoIHeadOptions {
@@ -99,9 +100,8 @@ export class CascadeRoIHead extends Module implements RoIHead {
   /** Detections (and masks) of each image in its ORIGINAL pixels. */
   predict(feats: tf.Tensor4D[], proposals: Proposals[], metas: ImgMeta[], cfg: RcnnTestCfg): Instances[] {
     const k = this.numClasses;
-    const counts = proposals.map((p) => p.boxes.length / 4);
     let boxes = proposals.map((p) => p.boxes);
-    const logitSum = new Float32Array(counts.reduce((a, b) => a + b, 0) * (k + 1));
+    const logitSum = new Float32Array(boxes.reduce((n, b) => n + b.length / 4, 0) * (k + 1));
     let deltas: Float32Array = new Float32Array(0);
     for (let i = 0; i < this.numStages; i++) {
       const head = this.bboxHeads.items[i];
@@ -185,18 +185,10 @@ function refineSampled(head: ConvFCBBoxHead, stage: BoxStageResult, sampled: Sam
   const k = head.numClasses;
   const predicted = argmaxForeground(stage.cls, k);
   const labels = stage.labels.map((l, r) => (l === k ? predicted[r] : l));
-  let offset = 0;
+  const refined = regressByClass(head, sampled.map((s) => sampledBoxes([s])), labels, stage.reg, metas);
   return sampled.map((s, i) => {
-    const np = s.pos.length / 4, nn = s.neg.length / 4;
-    const rois = new Float32Array((np + nn) * 4);
-    rois.set(s.pos, 0);
-    rois.set(s.neg, np * 4);
-    const [refined] = regressByClass(head, [rois], labels.subarray(offset, offset + np + nn), stage.reg.subarray(offset * head.regDim), [metas[i]]);
-    offset += np + nn;
-    const keep: number[] = [];
-    for (let r = 0; r < np + nn; r++) if (r >= np || !s.posIsGt[r]) keep.push(r);
-    const out = new Float32Array(keep.length * 4);
-    keep.forEach((r, j) => out.set(refined.subarray(r * 4, r * 4 + 4), j * 4));
-    return { boxes: out, scores: new Float32Array(keep.length) };
+    const np = s.pos.length / 4, n = refined[i].length / 4;
+    const keep = Array.from({ length: n }, (_, r) => r).filter((r) => r >= np || !s.posIsGt[r]);
+    return { boxes: pickBoxes(refined[i], keep), scores: new Float32Array(keep.length) };
   });
 }

@@ -141,12 +141,10 @@ export function sampleProposals(proposals: Proposals[], gts: GroundTruth[], cfg:
   });
 }
 
-/** What a box stage's loss leaves for the next stage: its RoIs, their labels and the head's outputs. */
+/** What a box stage's loss leaves for the next stage: the sampled RoIs' labels and the head's outputs. */
 export interface BoxStageResult {
   losses: Record<string, tf.Scalar>;
-  /** `[R * 5]` the sampled RoIs (positives first per image). */
-  rois: Float32Array;
-  /** `[R]` target labels (`K` = background). */
+  /** `[R]` target labels (`K` = background), positives first per image. */
   labels: Int32Array;
   /** `[R, K + 1]` logits and `[R, D]` deltas, read back (no gradient). */
   cls: Float32Array;
@@ -169,9 +167,9 @@ export function boxStageLoss(head: ConvFCBBoxHead, extractor: SingleRoIExtractor
       cls = out.cls.dataSync() as Float32Array;
       reg = out.reg.dataSync() as Float32Array;
     }
-    return { ...head.loss(out, targets, boxesOfRois(rois)) };
+    return { ...head.loss(out, targets, sampledBoxes(sampled)) };
   });
-  return { losses, rois, labels: targets.labels, cls, reg };
+  return { losses, labels: targets.labels, cls, reg };
 }
 
 /** `loss_mask` of the positives of every image (0 without positives). */
@@ -250,12 +248,9 @@ export function withMasks(dets: Detections[], metas: ImgMeta[], cfg: RcnnTestCfg
   });
 }
 
-/** The `[R * 4]` boxes of `[R * 5]` RoIs. */
-export function boxesOfRois(rois: Float32Array): Float32Array {
-  const n = rois.length / 5;
-  const out = new Float32Array(n * 4);
-  for (let r = 0; r < n; r++) out.set(rois.subarray(r * 5 + 1, r * 5 + 5), r * 4);
-  return out;
+/** The `[R * 4]` sampled boxes of every image, positives then negatives per image (the targets' order). */
+export function sampledBoxes(sampled: SampledRois[]): Float32Array {
+  return concatArrays(sampled.flatMap((s) => [s.pos, s.neg]));
 }
 
 /** `[R * 5]` RoIs `(image index, x1, y1, x2, y2)` of per-image groups of `[n * 4]` boxes. */
