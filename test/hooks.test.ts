@@ -50,6 +50,7 @@ function fakeTrainer(workDir: string, maxIters: number) {
     lastCheckpoint: null as string | null,
     lastCheckpointIter: -1,
     best: null,
+    runId: 'test-run',
     saved: [] as number[],
     lines: [] as string[],
     stopped: false,
@@ -137,7 +138,7 @@ test('EvalHook: val rows, eval/train mode, best.json tracks the best metric (sav
     assert.deepEqual(t.saved, [2, 4]);
     assert.deepEqual(t.modes, ['eval', 'train', 'eval', 'train', 'eval', 'train']);
     const best = JSON.parse(readFileSync(join(dir, 'best.json'), 'utf8'));
-    assert.deepEqual(best, { iter: 4, weights: 'iter_4.safetensors', state: 'iter_4_state.safetensors', metric: 'mIoU', value: 50 });
+    assert.deepEqual(best, { iter: 4, weights: 'iter_4.safetensors', state: 'iter_4_state.safetensors', run_id: 'test-run', metric: 'mIoU', value: 50 });
     assert.deepEqual(t.best, best);
     assert.equal(readFileSync(join(dir, 'log.jsonl'), 'utf8'),
       '{"mode":"val","iter":2,"mIoU":30,"aAcc":0.5}\n{"mode":"val","iter":4,"mIoU":50,"aAcc":0.5}\n{"mode":"val","iter":6,"mIoU":40,"aAcc":0.5}\n');
@@ -153,7 +154,7 @@ test('LoggerHook: window averages every interval and at the end; a fresh run mov
     writeFileSync(join(dir, 'log.jsonl'), '{"old":1}\n');
     const t = fakeTrainer(dir, 5);
     const h = new LoggerHook({ interval: 2 });
-    h.beforeRun({ trainer: t, fresh: true, startIter: 0 });
+    await h.beforeRun({ trainer: t, fresh: true, startIter: 0 });
     assert.deepEqual(readdirSync(dir).filter((f) => /^log\..+\.jsonl$/.test(f)).length, 1);
     for (let i = 1; i <= 5; i++) h.afterIter(iterCtx(t, i, { lr: i / 10, loss: i, parts: { 'x.loss': i, 'x.acc': 10 * i }, gradNorm: i, workerTensors: 3 }));
     const rows = readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -162,8 +163,9 @@ test('LoggerHook: window averages every interval and at the end; a fresh run mov
     assert.deepEqual(Object.keys(rows[0]), ['iter', 'lr', 'loss', 'x.loss', 'x.acc', 'grad_norm', 'time', 'data_time', 'eta_s', 'num_tensors', 'worker_tensors']);
     assert.equal(rows[2].eta_s, 0);
     assert.match(t.lines[0], /^iter 2\/5 {2}lr 2\.000e-1 {2}loss 1\.5 \(x\.loss 1\.5, x\.acc 15\) {2}0\.500 s\/iter {2}data 0\.100 s {2}ETA \d+m\d\ds {2}tensors \d+ \(workers 3\)$/);
-    // A resumed run appends.
-    h.beforeRun({ trainer: t, fresh: false, startIter: 5 });
+    // A resumed run keeps the rows up to its checkpoint and appends (the redone iterations' rows are dropped).
+    await h.beforeRun({ trainer: t, fresh: false, startIter: 4 });
+    assert.deepEqual(readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).iter), [2, 4]);
     assert.ok(existsSync(join(dir, 'log.jsonl')));
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -195,7 +197,7 @@ test('InterruptHook: SIGINT -> save (unless saved at this iter), say where, stop
   await h.afterIter(iterCtx(t, 2));
   assert.deepEqual(t.saved, [2]);
   assert.equal(t.stopped, true);
-  assert.deepEqual(t.lines, ['interrupted at iter 2; saved /w/iter_2.safetensors']);
+  assert.deepEqual(t.lines, ['interrupted (SIGINT) at iter 2; saved /w/iter_2.safetensors']);
   h.afterRun();
   assert.equal(process.listenerCount('SIGINT'), 0);
   // Already saved at this iteration: not saved again.

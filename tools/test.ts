@@ -11,7 +11,9 @@
  * (`work_dirs/x/latest`).
  * - `--metrics-out`: the evaluator's full result as JSON (segmentation: `{"aAcc", "mIoU", "mAcc",
  *   "per_class": {"IoU", "Acc"}}` as fractions, NaN as null; COCO: stats and per-category AP per
- *   iou type), plus `evaluated` and `skipped` image counts; written atomically.
+ *   iou type), plus `num_images` (in the split), `num_evaluated`, `num_skipped` and `first_skipped`
+ *   (`FILE: cause`, null when none); written atomically. A bad image is skipped, counted and named
+ *   (`skipped N of M samples (first: FILE: cause)`); `--strict-data` makes it an error.
  * - `--out`: segmentation: a folder of predicted label maps (8-bit PNGs of class ids, `<stem>.png`);
  *   detection: COCO results `PATH.bbox.json` / `PATH.segm.json`.
  * - `--show-dir`: segmentation: predictions in the dataset's palette blended 50% over the image;
@@ -63,6 +65,7 @@ await runCli(async () => {
     .option('cfg-options', { type: 'string', array: true, describe: 'overrides a.b.c=value' })
     .option('batch-size', { type: 'number', default: 1, describe: 'images per forward pass' })
     .option('backend', { type: 'string', default: 'auto', describe: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu (auto honours C2F_BACKEND)' })
+    .option('strict-data', { type: 'boolean', default: false, describe: 'a bad sample (unreadable image/label) is an error instead of being skipped' })
     .demandCommand(2, 'give CONFIG and CHECKPOINT')
     .strict()
     .parse();
@@ -77,7 +80,8 @@ await runCli(async () => {
   const modelBlock = validateModelConfig(cfg.model, cfgPath);
 
   const split = cfg.data.test ? 'test' : 'val';
-  const dataset = await buildLoadingDataset(cfg.data[split], { file: cfgPath, path: `data.${split}` }, cfg.data.num_workers ?? 0);
+  const dataset = await buildLoadingDataset(cfg.data[split], { file: cfgPath, path: `data.${split}` }, cfg.data.num_workers ?? 0,
+    argv['strict-data'] ? { on_bad_sample: 'error' } : {});
   // The full checkpoint replaces the backbone's pretrained weights, so don't read those.
   const model = await buildValidatedModel(modelBlock, { file: cfgPath, log: () => undefined, loadCheckpoint: false });
   await loadCheckpoint(model, weights, { strict: true });
@@ -94,13 +98,14 @@ await runCli(async () => {
     onPrediction: writers.length ? async (item, pred) => { for (const w of writers) await w.write(item, pred); } : undefined,
     log: (l) => { if (l.startsWith('warning')) console.warn(l); },
   });
-  const skipped = result.skipped ? `; ${result.skipped} could not be loaded and are not scored` : '';
+  const skipped = result.skipped ? `; skipped ${result.skipped} of ${dataset.length} samples (first: ${result.firstSkipped}), not scored` : '';
   console.log(`evaluated ${result.evaluated} of ${dataset.length} images of data.${split}${skipped} in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
     ` (${evaluator.type}${argv['aug-test'] ? ', aug-test' : ''})`);
   console.log(result.report);
   if (argv['metrics-out']) {
     await mkdir(path.dirname(path.resolve(argv['metrics-out'])), { recursive: true });
-    const json = { ...(result.json as Record<string, unknown>), evaluated: result.evaluated, skipped: result.skipped };
+    const json = { ...(result.json as Record<string, unknown>), num_images: dataset.length, num_evaluated: result.evaluated,
+      num_skipped: result.skipped, first_skipped: result.firstSkipped };
     await writeFileAtomic(argv['metrics-out'], JSON.stringify(json, null, 2) + '\n');
     console.log(`metrics written to ${argv['metrics-out']}`);
   }

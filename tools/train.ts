@@ -10,8 +10,16 @@
  *
  * - The merged config (bases + --cfg-options) is validated, then dumped to `<work-dir>/config.yaml`.
  *   The work dir defaults to the config's `work_dir`, else `work_dirs/<config stem>`.
- * - `--resume` alone resumes from `<work-dir>/latest.json`; `--resume CKPT` from a pointer JSON or an
- *   `iter_<n>.safetensors` file. Lr, data order and RNG continue exactly.
+ * - `--resume` alone resumes from `<work-dir>/latest.json` (starting afresh when the work dir has no
+ *   checkpoint yet); `--resume CKPT` from a pointer JSON or an `iter_<n>.safetensors` file. Lr, data
+ *   order, RNG and the log continue exactly; a weights/state pair that was not written together, or a
+ *   seed or model config that differs from the checkpoint's, is refused.
+ * - One run per work dir: `<work-dir>/.lock` names the running process; a second run fails naming it
+ *   (a lock left by a crashed run is taken over).
+ * - Bad samples (unreadable image or label) are skipped and counted: the end of training prints
+ *   `skipped N of M samples (first: FILE: cause)` per split and the log rows carry `num_skipped`;
+ *   `--strict-data` makes any bad sample an error. Before the first iteration every file of both
+ *   splits is checked for existence and one validation sample is loaded.
  * - `train.data_parallel: N` (> 1) trains N model replicas on N threads, each on a slice of every batch
  *   (wasm/cpu backends, which use one core each; ignored on the native ones).
  * - Every `train.eval_interval` iterations (and at the end) the model is evaluated on `data.val` with
@@ -19,7 +27,7 @@
  *   (default the evaluator's: mIoU, bbox_mAP) is tracked in `best.json`; the final metrics are
  *   printed at the end.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, extname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -28,6 +36,10 @@ import { hideBin } from 'yargs/helpers';
 import { initBackend } from '../src/backend.ts';
 import { EXPERIMENT_OPEN_PATHS, dumpConfig, loadConfig, validateExperimentConfig, type ExperimentConfig } from '../src/config/index.ts';
 import { buildLoadingDataset } from '../src/datasets/build.ts';
+import { checkDataset } from '../src/datasets/check.ts';
+import { skipSummary } from '../src/datasets/dataset.ts';
+import { readLogRows } from '../src/engine/hooks/logger_hook.ts';
+import { acquireWorkDirLock } from '../src/engine/work_dir_lock.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
 import { AdamW } from '../src/engine/adamw.ts';
 import { evaluateModel } from '../src/engine/evaluate.ts';
@@ -68,6 +80,7 @@ await runCli(async () => {
     .option('resume', { type: 'string', describe: 'resume from <work-dir>/latest.json, or from the given pointer/weights file' })
     .option('cfg-options', { type: 'string', array: true, describe: 'overrides a.b.c=value applied after merging the bases' })
     .option('backend', { type: 'string', default: 'auto', describe: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu (auto honours C2F_BACKEND)' })
+    .option('strict-data', { type: 'boolean', default: false, describe: 'a bad sample (unreadable image/label) is an error instead of being skipped' })
     .strict()
     .parse();
   const cfgPath = argv.config as string;
@@ -84,8 +97,13 @@ await runCli(async () => {
   const log = (line: string) => console.log(line);
   // data.num_workers threads load the samples (0: this thread).
   const workers = cfg.data.num_workers ?? 0;
-  const trainSet = await buildLoadingDataset(cfg.data.train, { file: cfgPath, path: 'data.train' }, workers);
-  const valSet = await buildLoadingDataset(cfg.data.val, { file: cfgPath, path: 'data.val' }, workers);
+  const strictData = argv['strict-data'];
+  const dataOverrides = strictData ? { on_bad_sample: 'error' } : {};
+  const trainSet = await buildLoadingDataset(cfg.data.train, { file: cfgPath, path: 'data.train' }, workers, dataOverrides);
+  const valSet = await buildLoadingDataset(cfg.data.val, { file: cfgPath, path: 'data.val' }, workers, dataOverrides);
+  // Found now, not at the first evaluation after hours of training.
+  await checkDataset(trainSet, { name: `data.train of ${cfgPath}`, strict: strictData, maxLoads: 0, log });
+  await checkDataset(valSet, { name: `data.val of ${cfgPath}`, strict: strictData, log });
   const model = await buildValidatedModel(modelBlock, { file: cfgPath, log });
   const evaluator = buildEvaluator(cfg.val_evaluator, { task: model.task, dataset: valSet, numClasses: model.numClasses, file: cfgPath });
   const bestMetric = cfg.train.best_metric ?? evaluator.defaultBestMetric;
@@ -133,6 +151,7 @@ await runCli(async () => {
   }
 
   mkdirSync(workDir, { recursive: true });
+  acquireWorkDirLock(workDir, log);
   await dumpConfig(raw, join(workDir, 'config.yaml'));
   trainer = new Trainer({
     model,
@@ -150,12 +169,18 @@ await runCli(async () => {
     accumulate,
     gradients: dataParallel ?? undefined,
     seed,
+    modelConfig: cfg.model,
+    numSkipped: () => trainSet.badSamples,
     log,
   });
   if (argv.resume !== undefined) {
     const from = argv.resume === '' ? undefined : argv.resume;
-    await trainer.resume(from);
-    log(`resumed from ${from ?? join(workDir, 'latest.json')} at iter ${trainer.iter}`);
+    if (from === undefined && !existsSync(join(workDir, 'latest.json'))) {
+      log(`no checkpoint in ${workDir} to resume from (latest.json); starting at iteration 0`);
+    } else {
+      await trainer.resume(from);
+      log(`resumed from ${from ?? join(workDir, 'latest.json')} at iter ${trainer.iter} (run ${trainer.runId})`);
+    }
   }
   const epochs = cfg.schedule.max_epochs !== undefined ? ` (${cfg.schedule.max_epochs} epochs of ${schedule.itersPerEpoch} iters${schedule.maxIters < schedule.scheduleIters ? ', capped by max_iters' : ''})` : '';
   const params = model.namedParameters().reduce((n, [, p]) => n + p.variable.size, 0);
@@ -167,17 +192,27 @@ await runCli(async () => {
   } finally {
     await dataParallel?.close();
   }
-  await Promise.all([trainSet.close?.(), valSet.close?.()]);
   if (result.iter > 0) {
-    // The trainer evaluates at max_iters; report that (or evaluate now, e.g. when resumed at the end).
+    // The trainer evaluates at max_iters; report that: this run's, the log's (resumed after it), or a new one.
     const done = last as { iter: number; metrics: Record<string, number> } | null;
     if (done === null || done.iter !== result.iter) {
-      model.eval();
-      last = { iter: result.iter, metrics: await evalOnce() };
+      const row = readLogRows(workDir).find((r) => r.mode === 'val' && r.iter === result.iter);
+      const { mode: _mode, iter: _iter, ...logged } = row ?? {};
+      if (row) last = { iter: result.iter, metrics: logged as Record<string, number> };
+      else {
+        model.eval();
+        last = { iter: result.iter, metrics: await evalOnce() };
+      }
     }
     const m = (last as { metrics: Record<string, number> }).metrics;
     log(`final (iter ${result.iter}): ${Object.entries(m).map(([k, v]) => `${k} ${fmtMetric(v)}`).join('  ')}` +
       (trainer.best ? `  (best ${bestMetric} ${fmtMetric(trainer.best.value!)} at iter ${trainer.best.iter})` : ''));
-    log(`checkpoints in ${workDir} (latest.json, best.json)`);
+    for (const [name, ds] of [['data.train', trainSet], ['data.val', valSet]] as const) {
+      const skips = skipSummary(ds);
+      if (skips) log(`${name}: ${skips}`);
+    }
+    const pointers = ['latest.json', 'best.json'].filter((f) => existsSync(join(workDir, f)));
+    log(`checkpoints in ${workDir} (${pointers.join(', ')})`);
   }
+  await Promise.all([trainSet.close?.(), valSet.close?.()]);
 });

@@ -80,7 +80,8 @@ export class CocoDataset implements Dataset {
   readonly testMode: boolean;
   readonly onBadSample: BadSamplePolicy;
   private readonly log: (line: string) => void;
-  private readonly badIndices = new Set<number>();
+  /** Bad samples by index: `FILE: cause`, in the order they were found. */
+  private readonly bad = new Map<number, string>();
 
   private constructor(coco: COCO, opts: CocoDatasetOptions, images: CocoImage[], catIds: number[], transforms: Transform[], log: (line: string) => void, private readonly loadSteps: LoadSteps) {
     this.coco = coco;
@@ -144,7 +145,19 @@ export class CocoDataset implements Dataset {
   }
 
   get badSamples(): number {
-    return this.badIndices.size;
+    return this.bad.size;
+  }
+
+  get firstBadSample(): string | null {
+    return this.bad.values().next().value ?? null;
+  }
+
+  sourceFiles(index: number): string[] {
+    return [this.imagePath(index)];
+  }
+
+  badSampleOf(index: number): string | null {
+    return this.bad.get(index) ?? null;
   }
 
   /** Path of the image file of sample `index`. */
@@ -169,8 +182,8 @@ export class CocoDataset implements Dataset {
     } catch (e) {
       const cause = (e as Error).message;
       if (this.onBadSample === 'error') throw new Error(`CocoDataset: bad sample ${file} (image id ${this.images[index].id}): ${cause}`, { cause: e });
-      if (!this.badIndices.has(index)) {
-        this.badIndices.add(index);
+      if (!this.bad.has(index)) {
+        this.bad.set(index, `${file}: ${cause}`);
         this.log(`warning: skipping ${file}: ${cause}`);
       }
       return null;

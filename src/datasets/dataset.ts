@@ -21,6 +21,12 @@ export interface Dataset {
   aspectGroup?(index: number): 0 | 1;
   /** Samples skipped as bad so far. */
   readonly badSamples: number;
+  /** `FILE: cause` of the first sample skipped as bad (null: none yet). */
+  readonly firstBadSample?: string | null;
+  /** `FILE: cause` when sample `index` was skipped as bad, else null. */
+  badSampleOf?(index: number): string | null;
+  /** The files sample `index` is read from (image, label map), for up-front checks. */
+  sourceFiles?(index: number): string[];
   /** Class name per label, when the dataset knows them. */
   readonly classes?: readonly string[];
   /** RGB colour per label, when the dataset has them. */
@@ -47,4 +53,13 @@ export interface SegLabelSource extends Dataset {
 export function isSegLabelSource(ds: Dataset): ds is SegLabelSource {
   const d: Partial<SegLabelSource> = ds;
   return Array.isArray(d.pairs) && typeof d.reduceZeroLabel === 'boolean';
+}
+
+/**
+ * `skipped N of M samples (first: FILE: cause)` for a dataset of M samples that skipped N as bad,
+ * or null when none was skipped.
+ */
+export function skipSummary(ds: Dataset): string | null {
+  if (ds.badSamples === 0) return null;
+  return `skipped ${ds.badSamples} of ${ds.length} samples${ds.firstBadSample ? ` (first: ${ds.firstBadSample})` : ''}`;
 }

@@ -23,7 +23,7 @@ port.on('message', (req: SampleRequest) => {
     p = Promise.reject(e);
   }
   p.then(
-    (sample) => post({ type: 'sample', id: req.id, sample, badSamples: dataset.badSamples }),
+    (sample) => post({ type: 'sample', id: req.id, index: req.index, sample, bad: sample === null ? dataset.badSampleOf?.(req.index) ?? null : null }),
     (e: unknown) => post({ type: 'error', id: req.id, message: e instanceof Error ? e.message : String(e) }),
   );
 });

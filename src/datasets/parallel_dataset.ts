@@ -37,7 +37,8 @@ export interface SampleRequest {
 /** Worker → main. */
 export type DataWorkerReply =
   | { type: 'ready'; length: number }
-  | { type: 'sample'; id: number; sample: Sample | null; badSamples: number }
+  /** `bad`: `FILE: cause` when the sample was skipped as bad. */
+  | { type: 'sample'; id: number; index: number; sample: Sample | null; bad: string | null }
   | { type: 'error'; id: number; message: string };
 
 interface Waiting {
@@ -48,18 +49,18 @@ interface Waiting {
 /** One data worker thread and its outstanding requests. */
 class DataWorker {
   readonly waiting = new Map<number, Waiting>();
-  badSamples = 0;
   private failure: Error | null = null;
   private ready: Promise<number>;
 
-  constructor(readonly worker: Worker, readonly rank: number) {
+  /** @param onBad called with a sample's index and `FILE: cause` when the worker skipped it as bad. */
+  constructor(readonly worker: Worker, readonly rank: number, onBad: (index: number, what: string) => void) {
     let readyResolve!: (n: number) => void, readyReject!: (e: Error) => void;
     this.ready = new Promise((res, rej) => { readyResolve = res; readyReject = rej; });
     worker.on('message', (r: DataWorkerReply) => {
       if (r.type === 'ready') return readyResolve(r.length);
       const w = this.waiting.get(r.id);
       this.waiting.delete(r.id);
-      if (r.type === 'sample') this.badSamples = r.badSamples;
+      if (r.type === 'sample' && r.bad !== null) onBad(r.index, r.bad);
       if (!w) return;
       if (r.type === 'sample') w.resolve(r.sample);
       else w.reject(new Error(r.message));
@@ -94,7 +95,7 @@ class DataWorker {
 export class ParallelDataset implements Dataset {
   private nextId = 0;
 
-  private constructor(readonly local: Dataset, private readonly workers: DataWorker[]) {
+  private constructor(readonly local: Dataset, private readonly workers: DataWorker[], private readonly bad: Map<number, string>) {
     // A drop-in for the local dataset: the rest of its surface (SegLabelSource's pairs, CocoDataset's
     // api...) and its class for `instanceof` (the evaluators check for a CocoDataset).
     return new Proxy(this, {
@@ -117,8 +118,13 @@ export class ParallelDataset implements Dataset {
   static async start(local: Dataset, numWorkers: number, init: Omit<DataWorkerInit, 'entry'>): Promise<ParallelDataset> {
     const entry = new URL('./dataset_worker.ts', import.meta.url).href;
     const boot = new URL('../util/worker_boot.mjs', import.meta.url);
+    // Bad samples by index across the workers (two workers may both meet the same one).
+    const bad = new Map<number, string>();
+    const onBad = (index: number, what: string): void => {
+      if (!bad.has(index)) bad.set(index, what);
+    };
     const workers = Array.from({ length: numWorkers }, (_, i) =>
-      new DataWorker(new Worker(boot, { workerData: { ...init, entry } satisfies DataWorkerInit }), i + 1));
+      new DataWorker(new Worker(boot, { workerData: { ...init, entry } satisfies DataWorkerInit }), i + 1, onBad));
     try {
       const lengths = await Promise.all(workers.map((w) => w.started()));
       lengths.forEach((n, i) => {
@@ -128,16 +134,24 @@ export class ParallelDataset implements Dataset {
       await Promise.all(workers.map((w) => w.worker.terminate()));
       throw e;
     }
-    return new ParallelDataset(local, workers);
+    return new ParallelDataset(local, workers, bad);
   }
 
   get length(): number {
     return this.local.length;
   }
 
-  /** The workers' bad samples (each worker warns once per sample it skips). */
+  /** Bad samples the workers skipped (each worker warns once per sample it skips), by index. */
   get badSamples(): number {
-    return this.local.badSamples + this.workers.reduce((s, w) => s + w.badSamples, 0);
+    return this.bad.size;
+  }
+
+  get firstBadSample(): string | null {
+    return this.bad.values().next().value ?? null;
+  }
+
+  badSampleOf(index: number): string | null {
+    return this.bad.get(index) ?? null;
   }
 
   get numWorkers(): number {

@@ -148,7 +148,8 @@ export class SegDataset implements SegLabelSource {
   readonly transforms: Transform[];
   private readonly imageLoad: LoadSteps['image'];
   private readonly log: (line: string) => void;
-  private readonly badIndices = new Set<number>();
+  /** Bad samples by index: `FILE: cause`, in the order they were found. */
+  private readonly bad = new Map<number, string>();
 
   protected constructor(init: SegInit) {
     const o = init.opts;
@@ -180,7 +181,20 @@ export class SegDataset implements SegLabelSource {
   }
 
   get badSamples(): number {
-    return this.badIndices.size;
+    return this.bad.size;
+  }
+
+  get firstBadSample(): string | null {
+    return this.bad.values().next().value ?? null;
+  }
+
+  sourceFiles(index: number): string[] {
+    const p = this.pairs[index];
+    return p.segPath === null ? [p.imgPath] : [p.imgPath, p.segPath];
+  }
+
+  badSampleOf(index: number): string | null {
+    return this.bad.get(index) ?? null;
   }
 
   async getSample(index: number, rng: Rng): Promise<Sample | null> {
@@ -194,8 +208,8 @@ export class SegDataset implements SegLabelSource {
     } catch (e) {
       const cause = (e as Error).message;
       if (this.onBadSample === 'error') throw new Error(`SegDataset: bad sample ${pair.imgPath}: ${cause}`, { cause: e });
-      if (!this.badIndices.has(index)) {
-        this.badIndices.add(index);
+      if (!this.bad.has(index)) {
+        this.bad.set(index, `${pair.imgPath}: ${cause}`);
         this.log(`warning: skipping ${pair.imgPath}: ${cause}`);
       }
       return null;

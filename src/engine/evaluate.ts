@@ -11,6 +11,7 @@ import type { Sample } from '../datasets/transforms/types.ts';
 import type { EvalItem, EvalResult, Evaluator } from '../evaluation/evaluator.ts';
 import type { Model } from '../models/model.ts';
 import type { Prediction } from '../structures/prediction.ts';
+import { faultPoint } from '../util/fault_points.ts';
 
 export interface EvaluateOptions {
   /** Images per forward pass (default 1: images of different sizes are padded together otherwise). */
@@ -30,6 +31,8 @@ export interface EvaluateResult extends EvalResult {
   evaluated: number;
   /** Images that could not be loaded (left out of the metrics). */
   skipped: number;
+  /** `FILE: cause` of the first skipped image (null: none, or the dataset cannot say). */
+  firstSkipped: string | null;
 }
 
 /** Runs `model` over every sample of `dataset` and returns the evaluator's metrics. */
@@ -45,6 +48,7 @@ export async function evaluateModel(model: Model, dataset: Dataset, evaluator: E
   evaluator.reset();
   let evaluated = 0;
   let skipped = 0;
+  let firstSkipped: string | null = null;
   const t0 = performance.now();
   try {
     for (let start = 0; start < n; start += batchSize) {
@@ -55,6 +59,7 @@ export async function evaluateModel(model: Model, dataset: Dataset, evaluator: E
         if (s) samples.push({ index: idx[k], sample: s });
         else {
           skipped++;
+          firstSkipped ??= dataset.badSampleOf?.(idx[k]) ?? `sample ${idx[k]}`;
           log(`warning: sample ${idx[k]} could not be loaded; left out of the metrics`);
         }
       });
@@ -70,6 +75,7 @@ export async function evaluateModel(model: Model, dataset: Dataset, evaluator: E
       await evaluator.process(items, preds);
       if (opts.onPrediction) for (let k = 0; k < items.length; k++) await opts.onPrediction(items[k], preds[k]);
       evaluated += items.length;
+      faultPoint('eval:sample');
       const done = Math.min(start + batchSize, n);
       const step = Math.max(1, Math.ceil(n / 10));
       if (Math.floor(done / step) > Math.floor(start / step) || done === n) {
@@ -79,7 +85,7 @@ export async function evaluateModel(model: Model, dataset: Dataset, evaluator: E
   } finally {
     if (wasTraining) model.train();
   }
-  if (evaluated === 0) throw new Error(`evaluateModel: none of the ${n} samples could be loaded`);
-  if (skipped > 0) log(`warning: ${skipped} of ${n} samples were skipped`);
-  return { ...evaluator.evaluate(), evaluated, skipped };
+  if (evaluated === 0) throw new Error(`evaluateModel: none of the ${n} samples could be loaded (first: ${firstSkipped})`);
+  if (skipped > 0) log(`warning: skipped ${skipped} of ${n} samples (first: ${firstSkipped}); they are not scored`);
+  return { ...evaluator.evaluate(), evaluated, skipped, firstSkipped };
 }

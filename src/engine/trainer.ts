@@ -12,15 +12,17 @@
  * `LoggerHook`, `CheckpointHook`, `EvalHook` (when `evaluate` and `evalInterval`), the caller's
  * `hooks`, `InterruptHook`. So at one iteration the checkpoint is written before evaluation.
  *
- * `resume()` restores weights, optimizer state, iteration, `globalRng`, loader state and `best`, so
- * the resumed run continues exactly: same lr, same next batch, same DropPath masks. Checkpoint
- * files are described in `checkpointer.ts`.
+ * `resume()` restores weights, optimizer state, iteration, `globalRng`, loader state, the hooks'
+ * state and `best`, so the resumed run continues exactly: same lr, same next batch, same DropPath
+ * masks, same log rows. A fresh run moves an earlier run's `latest.json`/`best.json` aside.
+ * Checkpoint files are described in `checkpointer.ts`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { float32Buffer } from '../kernels/host.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { manualSeed } from '../nn/random.ts';
+import { faultPoint } from '../util/fault_points.ts';
 import type { DataLoader } from '../datasets/loader.ts';
 import type { Optimizer } from './optimizer.ts';
 import { lrAt, type LrScheduleConfig } from './lr_schedule.ts';
@@ -58,6 +60,10 @@ export interface TrainerOptions {
   gradients?: GradientSource;
   /** Seeds `globalRng` when a fresh (not resumed) run starts at iteration 0. */
   seed: number;
+  /** The model config block: stored in checkpoints, and a resume with a different one is refused. */
+  modelConfig?: unknown;
+  /** Bad training samples skipped so far (logged as `num_skipped` when > 0). */
+  numSkipped?: () => number;
   /** Receives the human-readable lines (default `console.log`). */
   log?: (line: string) => void;
   /** `\r` progress line on stdout (default: stdout is a TTY and `log` is not given). */
@@ -131,7 +137,10 @@ export class Trainer implements TrainerApi {
   /** Trains until `maxIters` (or a hook calls `stop()`); returns the finished iteration count. */
   async run(): Promise<RunResult> {
     const fresh = this.iter === 0 && !this.resumed;
-    if (fresh) manualSeed(this.opts.seed);
+    if (fresh) {
+      manualSeed(this.opts.seed);
+      this.checkpointer.startFresh((line) => this.log(line));
+    }
     this.model.train();
     this.stopRequested = false;
     const run: RunContext = { trainer: this, fresh, startIter: this.iter };
@@ -142,8 +151,9 @@ export class Trainer implements TrainerApi {
         const t0 = performance.now();
         const step = await this.step();
         this.iter++;
+        faultPoint('train:step');
         const time = (performance.now() - t0) / 1000;
-        const ctx: IterContext = { ...run, ...step, iter: this.iter, time, workerTensors: this.gradients.workerTensors };
+        const ctx: IterContext = { ...run, ...step, iter: this.iter, time, workerTensors: this.gradients.workerTensors, numSkipped: this.opts.numSkipped?.() };
         for (const h of this.hooks) await h.afterIter?.(ctx);
         if (this.stopRequested) return { iter: this.iter, interrupted: true };
       }
@@ -196,20 +206,29 @@ export class Trainer implements TrainerApi {
 
   /** Writes `iter_<n>.safetensors`, `iter_<n>_state.safetensors`, then `latest.json`; returns the weights path. */
   async saveCheckpoint(): Promise<string> {
-    return this.checkpointer.save(this.iter);
+    const hooks: Record<string, unknown> = {};
+    for (const h of this.hooks) if (h.stateDict) hooks[h.constructor.name] = h.stateDict();
+    return this.checkpointer.save(this.iter, hooks);
+  }
+
+  /** This training run's id (kept across resumes; in every checkpoint). */
+  get runId(): string {
+    return this.checkpointer.runId;
   }
 
   /**
-   * Restores weights, optimizer state, iteration, `globalRng`, loader state and `best` (from the
-   * `best.json` beside the weights).
+   * Restores weights, optimizer state, iteration, `globalRng`, loader state, the hooks' state and
+   * `best` (from the `best.json` beside the weights), after checking that the weights and state
+   * files belong together and match `seed` and `modelConfig` (see checkpointer.ts).
    * @param path `latest.json`/`best.json`-style pointer, or an `iter_<n>.safetensors` weights file
    *   (its `_state` file beside it); default `workDir/latest.json`.
    */
   async resume(path?: string): Promise<void> {
-    const { iter, best } = await this.checkpointer.resume(path);
+    const { iter, best, hooks } = await this.checkpointer.resume(path);
     this.iter = iter;
     this.resumed = true;
-    if (best) this.best = best;
+    this.best = best;
+    for (const h of this.hooks) if (h.loadStateDict && hooks[h.constructor.name] !== undefined) h.loadStateDict(hooks[h.constructor.name]);
   }
 }
 

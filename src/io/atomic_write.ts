@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { faultPoint } from '../util/fault_points.ts';
 
 /**
  * Writes `data` (a string, bytes, or byte chunks written in order) to `path` atomically.
@@ -27,6 +28,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array | 
     } finally {
       await fh.close();
     }
+    faultPoint('atomic:rename');
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);

@@ -10,6 +10,7 @@
  * Reading validates all of that (as the reference implementation does) so that a corrupt or
  * truncated file is reported, naming the file and tensor, rather than yielding garbage weights.
  */
+import { createHash } from 'node:crypto';
 import { writeFileAtomic } from './atomic_write.ts';
 import { DTYPE_SIZE, HOST_LE, decodeElements } from './dtype_codec.ts';
 import { readWholeFile } from './read_file.ts';
@@ -240,8 +241,12 @@ export function serializeSafetensors(dict: TensorDict, metadata?: Record<string,
 /**
  * Writes tensors to a safetensors file atomically: the bytes go to a temporary file in the same
  * folder, are fsynced, and the file is renamed over `path`, so readers (and a crash) only ever see
- * the old file or the complete new one.
+ * the old file or the complete new one. Resolves to the SHA-256 (hex) of the bytes written.
  */
-export async function writeSafetensors(path: string, dict: TensorDict, metadata?: Record<string, string>): Promise<void> {
-  await writeFileAtomic(path, serializeParts(dict, metadata));
+export async function writeSafetensors(path: string, dict: TensorDict, metadata?: Record<string, string>): Promise<string> {
+  const parts = serializeParts(dict, metadata);
+  const hash = createHash('sha256');
+  for (const p of parts) hash.update(p);
+  await writeFileAtomic(path, parts);
+  return hash.digest('hex');
 }

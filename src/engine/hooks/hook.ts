@@ -25,6 +25,8 @@ export interface TrainerApi {
   readonly lastCheckpointIter: number;
   /** The best checkpoint so far (restored by `resume`, updated by `EvalHook`). */
   best: CheckpointPointer | null;
+  /** This training run's id (kept across resumes). */
+  readonly runId: string;
   /** Writes a checkpoint of the current iteration; returns the weights path. */
   saveCheckpoint(): Promise<string>;
   /** Makes `run()` return (interrupted) once this iteration's hooks are done. */
@@ -59,6 +61,8 @@ export interface IterContext extends RunContext {
   dataTime: number;
   /** Tensor count of helper threads (`DataParallel`), when there are any. */
   workerTensors?: number;
+  /** Bad training samples skipped so far, when the trainer was told how to count them. */
+  numSkipped?: number;
 }
 
 /** A trainer hook; every method is optional. */
@@ -67,4 +71,8 @@ export interface Hook {
   beforeIter?(ctx: RunContext): void | Promise<void>;
   afterIter?(ctx: IterContext): void | Promise<void>;
   afterRun?(ctx: RunContext): void | Promise<void>;
+  /** State saved with each checkpoint (JSON-serialisable), keyed by the hook's class name. */
+  stateDict?(): unknown;
+  /** Restores what `stateDict` returned, on resume (before `beforeRun`). */
+  loadStateDict?(state: unknown): void;
 }

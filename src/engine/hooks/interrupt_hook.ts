@@ -1,37 +1,44 @@
 /**
- * `InterruptHook`: on SIGINT, finishes the current iteration, saves a checkpoint (unless one of this
- * iteration exists), says where, then exits with status 130 or makes `run()` return interrupted.
- * Put it last, so the other hooks see the final iteration first.
+ * `InterruptHook`: on SIGINT or SIGTERM (Ctrl-C; `kill`, a scheduler's pre-emption, relayed by the
+ * tsx launcher), finishes the current iteration, saves a checkpoint (unless one of this iteration
+ * exists), says where, then exits with status 130 (SIGINT) / 143 (SIGTERM) or makes `run()` return
+ * interrupted. Put it last, so the other hooks see the final iteration first.
  */
 import { join } from 'node:path';
 import type { Hook, IterContext } from './hook.ts';
 
 export class InterruptHook implements Hook {
-  private requested = false;
+  private requested: NodeJS.Signals | null = null;
   private readonly onSigint = () => {
-    this.requested = true;
+    this.requested = 'SIGINT';
+  };
+  private readonly onSigterm = () => {
+    this.requested = 'SIGTERM';
   };
 
   /** @param exitOnInterrupt After saving: `process.exit(130)` (default) or return from `run()`. */
   constructor(private readonly exitOnInterrupt = true) {}
 
   beforeRun(): void {
-    this.requested = false;
+    this.requested = null;
     process.on('SIGINT', this.onSigint);
+    process.on('SIGTERM', this.onSigterm);
   }
 
   async afterIter({ trainer, iter }: IterContext): Promise<void> {
-    if (!this.requested) return;
+    const signal = this.requested;
+    if (!signal) return;
     if (trainer.lastCheckpointIter !== iter) await trainer.saveCheckpoint();
-    trainer.log(`interrupted at iter ${iter}; saved ${join(trainer.workDir, trainer.lastCheckpoint!)}`);
+    trainer.log(`interrupted (${signal}) at iter ${iter}; saved ${join(trainer.workDir, trainer.lastCheckpoint!)}`);
     if (this.exitOnInterrupt) {
-      process.removeListener('SIGINT', this.onSigint);
-      process.exit(130);
+      this.afterRun();
+      process.exit(signal === 'SIGTERM' ? 143 : 130);
     }
     trainer.stop();
   }
 
   afterRun(): void {
     process.removeListener('SIGINT', this.onSigint);
+    process.removeListener('SIGTERM', this.onSigterm);
   }
 }
