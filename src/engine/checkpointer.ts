@@ -1,8 +1,8 @@
 /**
  * Training checkpoints: writing them, the pointer files that name them, and reading them back.
  *
- * A checkpoint is `workDir/iter_<n>.safetensors` (model weights with PyTorch keys; metadata `iter`
- * and `run_id`) plus `workDir/iter_<n>_state.safetensors` (optimizer buffers, e.g. AdamW moments
+ * A checkpoint is `workDir/iter_<n>.safetensors` (model weights with PyTorch keys; metadata `iter`)
+ * plus `workDir/iter_<n>_state.safetensors` (optimizer buffers, e.g. AdamW moments
  * keyed `exp_avg.<param>`/`exp_avg_sq.<param>`, with the trainer state as JSON in the metadata entry
  * `trainer_state`: iteration, step count, `globalRng` and data-loader state, seed, the hooks' state,
  * the run id, the model config, and the weights file's name and SHA-256). Both are written
@@ -165,7 +165,8 @@ export class Checkpointer {
     const { model, optimizer, loader, seed, modelConfig } = this.parts;
     const weights = `iter_${iter}.safetensors`;
     const state = stateFileOf(weights);
-    const weightsSha256 = await writeSafetensors(join(this.workDir, weights), model.stateDict(), { iter: String(iter), run_id: this.runId });
+    // The weights carry no run id: the same training gives the same bytes, resumed or not.
+    const weightsSha256 = await writeSafetensors(join(this.workDir, weights), model.stateDict(), { iter: String(iter) });
     faultPoint('checkpoint:weights');
     const opt = optimizer.state();
     const ts: TrainerState = {
