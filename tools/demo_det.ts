@@ -9,13 +9,14 @@
  *
  *   npm run demo:det [-- --quick] [-- --max-iters 300 --backend wasm]
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { runCli } from './cli.ts';
 import { DEMO_OPTIONS, ROOT, checkMaxIters, ensureShapes, runTool } from './demo_common.ts';
+import { readJsonFileSync } from '../src/io/json_file.ts';
 
 const CONFIG = 'configs/maskrcnn_c2f_shapes.yaml';
 /** The quick schedule: the full one (1500 iterations, lr x0.1 at 1125 and 1350) scaled to this length. */
@@ -56,7 +57,7 @@ await runCli(async () => {
   const curves = path.join(work, 'curves.png');
   runTool('plot_log.ts', [path.join(work, 'log.jsonl'), '--out', curves, '--val-keys', 'bbox_mAP,segm_mAP']);
 
-  const m = JSON.parse(readFileSync(metrics, 'utf8')) as Record<string, number | null>;
+  const m = readJsonFileSync(metrics, 'metrics file') as Record<string, number | null>;
   const pct = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : (100 * v).toFixed(1));
   console.log(`\ndone: bbox mAP ${pct(m['coco/bbox_mAP'])} (AP50 ${pct(m['coco/bbox_mAP_50'])})  segm mAP ${pct(m['coco/segm_mAP'])} (iter ${ptr.iter ?? '?'})`);
   console.log(`  checkpoint: ${weights}`);

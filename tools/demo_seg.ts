@@ -7,13 +7,14 @@
  *
  *   npm run demo:seg [-- --max-iters 300 --backend wasm]
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { readCheckpointPointer } from '../src/engine/trainer.ts';
 import { runCli } from './cli.ts';
 import { DEMO_OPTIONS, ROOT, checkMaxIters, ensureShapes, runTool } from './demo_common.ts';
+import { readJsonFileSync } from '../src/io/json_file.ts';
 
 const CONFIG = 'configs/upernet_c2f_shapes.yaml';
 const WORK = 'work_dirs/upernet_c2f_shapes';
@@ -43,7 +44,7 @@ await runCli(async () => {
   const curves = path.join(WORK, 'curves.png');
   runTool('plot_log.ts', [path.join(WORK, 'log.jsonl'), '--out', curves]);
 
-  const m = JSON.parse(readFileSync(metrics, 'utf8')) as { aAcc: number | null; mIoU: number | null; mAcc: number | null };
+  const m = readJsonFileSync(metrics, 'metrics file') as { aAcc: number | null; mIoU: number | null; mAcc: number | null };
   const pct = (v: number | null) => (v === null ? 'nan' : (100 * v).toFixed(2));
   console.log(`\ndone: mIoU ${pct(m.mIoU)}  aAcc ${pct(m.aAcc)}  mAcc ${pct(m.mAcc)} (iter ${ptr.iter ?? '?'})`);
   console.log(`  checkpoint: ${weights}`);
