@@ -6,8 +6,9 @@
  * checkpoint's averaging window, so its log reads as the uninterrupted run's.
  *
  * Row keys, in order: `iter, lr, loss, <forwardTrain outputs>, grad_norm, time, data_time, eta_s,
- * num_tensors[, worker_tensors][, num_skipped]` (`num_skipped`: bad samples skipped so far, when any); `lr` and `grad_norm` are the last iteration's, the others averages
- * over the iterations since the previous row.
+ * num_tensors[, worker_tensors][, num_skipped]`; `lr` and `grad_norm` are the last iteration's,
+ * `num_skipped` the bad samples skipped so far (when any), the others averages over the iterations
+ * since the previous row.
  */
 import * as tf from '@tensorflow/tfjs';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
