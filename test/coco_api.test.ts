@@ -216,3 +216,71 @@ test('errors: a polygon with fewer than 3 points names the annotation id', () =>
   B.summarize(null);
   assert.ok(Math.abs(B.stats[1] - 51 / 101) < 1e-12, String(B.stats[1])); // 1 of 2 objects found: precision 1 up to recall .5
 });
+
+test('loadRes: results of categories not in the ground truth give one warning with their count (pycocotools drops them silently)', () => {
+  const c = new COCO(small());
+  const r = (category_id: number): CocoResult => ({ image_id: 1, category_id, bbox: [0, 0, 2, 2], score: 0.5 });
+  const lines: string[] = [];
+  const res = c.loadRes([r(1), r(99), r(2), r(98), r(99)], { log: (l) => lines.push(l) });
+  assert.deepEqual(lines, ['warning: 3 of 5 results have category ids not in the ground truth (first: 99); they are not scored']);
+  assert.equal(res.anns.size, 5, 'kept, as pycocotools keeps them');
+  const E = new COCOeval(c, res, 'bbox');
+  E.evaluate();
+  assert.equal([...E.evalImgs].filter((e) => e !== null).flatMap((e) => [...e.dtIds]).filter((id) => [2, 4, 5].includes(id)).length, 0, 'and never scored');
+  lines.length = 0;
+  c.loadRes([r(1), r(3)], { log: (l) => lines.push(l) });
+  assert.equal(lines.length, 0, 'no warning when every category is known');
+  const dir = mkdtempSync(path.join(tmpdir(), 'coco-api-'));
+  try {
+    const file = path.join(dir, 'res.json');
+    writeFileSync(file, JSON.stringify([r(7)]));
+    c.loadRes(file, { log: (l) => lines.push(l) });
+    assert.deepEqual(lines, [`warning: ${file}: 1 of 1 results have category ids not in the ground truth (first: 7); they are not scored`]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('errors: a ground truth without a categories list is refused, naming the file (pycocotools scores nothing: every stat -1)', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'coco-api-'));
+  try {
+    for (const categories of [undefined, 5, null, { id: 1 }]) {
+      const file = path.join(dir, `gt-${String(categories)}.json`);
+      writeFileSync(file, JSON.stringify({ ...small(), categories }));
+      await assert.rejects(COCO.fromFile(file), (e: Error) => e instanceof CocoFormatError && e.message.includes(file) && /'categories'/.test(e.message), String(categories));
+    }
+    const d = small() as Partial<CocoDataset>;
+    delete d.categories;
+    assert.throws(() => new COCO(d), /no 'categories' list/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('errors: mask errors of a dataset read from a file name the file; huge masks are refused, not allocated', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'coco-api-'));
+  try {
+    const ds = small();
+    ds.images.push({ id: 4, width: 60000, height: 60000 }); // 3.6e9 pixels: fine as runs, refused as a mask
+    ds.annotations.push({ id: 20, image_id: 4, category_id: 1, bbox: [0, 0, 2, 2], area: 4, iscrowd: 0, segmentation: [[0, 0, 2, 0, 2, 2]] });
+    ds.annotations.push({ id: 21, image_id: 1, category_id: 1, bbox: [0, 0, 2, 2], area: 4, iscrowd: 0, segmentation: [[0, 0, 4e8, 0, 4e8, 4e8]] });
+    const file = path.join(dir, 'gt.json');
+    writeFileSync(file, JSON.stringify(ds));
+    const c = await COCO.fromFile(file);
+    assert.equal(c.file, file);
+    assert.ok(c.annToRleRuns(c.anns.get(20)!).counts.length >= 2, 'the runs of a huge image are fine');
+    assert.throws(() => c.annToMask(c.anns.get(20)!), (e: Error) => e.message.startsWith(`${file}: annotation id 20`) && /60000x60000 mask.*2\^31/.test(e.message));
+    assert.throws(() => c.annToRLE(c.anns.get(21)!), (e: Error) => e.message.startsWith(`${file}: annotation id 21`) && /polygon boundary is \d+ points/.test(e.message));
+    const res = path.join(dir, 'res.json');
+    writeFileSync(res, JSON.stringify([{ image_id: 1, category_id: 1, score: 1, segmentation: { size: [8, 10], counts: 'zz' } }]));
+    assert.throws(() => c.loadRes(res), (e: Error) => e.message.startsWith(`${res}: loadRes: results[0]`));
+    // A mask at another size than its image's would silently score as a miss (pycocotools: garbage IoUs or an endless loop).
+    writeFileSync(res, JSON.stringify([{ image_id: 1, category_id: 1, score: 1, segmentation: mask.encode(new Uint8Array(16 * 5), 16, 5) }]));
+    assert.throws(() => c.loadRes(res), (e: Error) => e.message.startsWith(`${res}: loadRes: results[0] (image_id 1): the mask is 16x5 but the image is 8x10`));
+    const rleGt = small();
+    rleGt.annotations[0].segmentation = mask.encode(new Uint8Array(10 * 8), 10, 8);
+    assert.throws(() => new COCO(rleGt).annToRleRuns(new COCO(rleGt).anns.get(10)!), /annotation id 10 \(image 1\): RLE size \[10,8\] is not the image's \[8, 10\]/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -42,3 +42,29 @@ test('coco_eval: unknown image ids and malformed files exit 1 with a one-line ca
   assert.match(r.stderr, /^error: .*truncated\.json/m);
   assert.doesNotMatch(r.stderr, /^\s+at /m);
 });
+
+test('coco_eval: results of unknown categories are warned about (exit 0); a GT without categories and a 5M-deep file are errors naming the file', () => {
+  const gtFile = path.join(PARITY, 'gt.json');
+  const dt = JSON.parse(readFileSync(path.join(PARITY, 'dt_bbox.json'), 'utf8')) as { category_id: number }[];
+  const withUnknown = path.join(tmp, 'unknown_cats.json');
+  writeFileSync(withUnknown, JSON.stringify([...dt, { ...dt[0], category_id: 9999 }, { ...dt[1], category_id: 9998 }]));
+  let r = run(['--gt', gtFile, '--dt', withUnknown, '--iou-type', 'bbox']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`^warning: .*unknown_cats\\.json: 2 of ${dt.length + 2} results have category ids not in the ground truth \\(first: 9999\\); they are not scored$`, 'm'));
+  assert.equal(r.stdout.split('\n').filter((l) => l.startsWith(' Average')).length, 12);
+
+  const noCats = path.join(tmp, 'no_categories.json');
+  const gt = JSON.parse(readFileSync(gtFile, 'utf8')) as Record<string, unknown>;
+  delete gt.categories;
+  writeFileSync(noCats, JSON.stringify(gt));
+  r = run(['--gt', noCats, '--dt', path.join(PARITY, 'dt_bbox.json'), '--iou-type', 'bbox']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: .*no_categories\.json: COCO dataset has no 'categories' list/m);
+
+  const deep = path.join(tmp, 'deep.json');
+  writeFileSync(deep, '['.repeat(5e6) + ']'.repeat(5e6));
+  r = run(['--gt', gtFile, '--dt', deep, '--iou-type', 'bbox']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: .*deep\.json: JSON nested too deep/m);
+  assert.doesNotMatch(r.stderr, /^\s+at |Maximum call stack/m);
+});

@@ -129,6 +129,27 @@ test('YAML syntax errors name the file, line and column; non-mapping files are r
   assert.deepEqual(loadConfig(join(root, 'empty.yaml')), {});
 });
 
+test('YAML nested too deep, alias bombs and unreadable bases are errors naming the file, not stack overflows or stalls', () => {
+  const bomb = 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n';
+  const root = tree({
+    'flow.yaml': `model:\n  x: ${'['.repeat(200000)}${']'.repeat(200000)}\n`,
+    'keys.yaml': `${'? '.repeat(400)}x\n`,
+    'block.yaml': Array.from({ length: 300 }, (_, i) => `${' '.repeat(i)}a:\n`).join(''),
+    'quoted.yaml': `note: "${'['.repeat(300)}"\nother: '${'{'.repeat(300)}' # ${'['.repeat(300)}\n`,
+    'bomb.yaml': bomb,
+    'dir_base.yaml': '_base_: .\n',
+  });
+  const t0 = performance.now();
+  throwsWith(() => loadConfig(join(root, 'flow.yaml')), /flow\.yaml:2:\d+: YAML nested too deep: flow collections nested more than 100 deep/);
+  throwsWith(() => loadConfig(join(root, 'keys.yaml')), /keys\.yaml:1:1: YAML nested too deep: more than 50 nested block indicators/);
+  throwsWith(() => loadConfig(join(root, 'block.yaml')), /block\.yaml:202:1: YAML nested too deep: indented more than 200 columns/);
+  assert.ok(performance.now() - t0 < 2000, 'refused before the YAML parser stalls on them');
+  assert.deepEqual(Object.keys(loadConfig(join(root, 'quoted.yaml'))), ['note', 'other'], 'brackets in quotes and comments do not count');
+  throwsWith(() => loadConfig(join(root, 'bomb.yaml')), /bomb\.yaml: cannot read the YAML: Excessive alias count/);
+  throwsWith(() => loadConfig(join(root, 'dir_base.yaml')), /dir_base\.yaml: _base_ '\.' cannot be read .*EISDIR/);
+  throwsWith(() => loadConfig(root), `cannot read config file ${root}`);
+});
+
 const sample = () => ({
   model: { backbone: { drop_path_rate: 0.1, type: 'Conv2Former' }, decode_head: { num_classes: 150 } },
   data: { batch_size: 2, train: { type: 'ADE', pipeline: [{ type: 'Load' }, { type: 'Flip' }, { type: 'Resize', scale: [1, 1] }] } },

@@ -12,6 +12,7 @@ import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSyn
 import os from 'node:os';
 import path from 'node:path';
 import { generateShapes } from '../src/datasets/shapes.ts';
+import { Rng } from '../src/nn/random.ts';
 import { ROOT } from './helpers/run_tool.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-faults-'));
@@ -85,18 +86,6 @@ function bestOf(work: string): Record<string, unknown> {
   return rest;
 }
 
-/** mulberry32: the seeded choice of fault points. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function pick<T>(items: T[], n: number, next: () => number): T[] {
   const a = [...items];
   for (let i = a.length - 1; i > 0; i--) {
@@ -126,7 +115,8 @@ test('SIGKILL at 12 seeded points (iterations, checkpoint writes, evaluation), t
   const cfg = writeConfig('tiny');
   // Reached in every run of this config: 6 steps and 3 train log rows (+2 val rows), 4 checkpoints
   // (iters 2, 3 for the best, 4, 6) of 3 atomic writes each, 2 evaluations of 2 images, a new best at 3.
-  const next = rng(16);
+  const r = new Rng(16);
+  const next = (): number => r.uniform();
   const chosen = [
     ...pick([...points('train:step', MAX_ITERS), ...points('log:row', 5)], 4, next),
     ...pick([...points('checkpoint:weights', 4), ...points('checkpoint:state', 4), ...points('atomic:rename', 12)], 4, next),

@@ -4,8 +4,9 @@
  */
 import { decode, segmentationToRle, toRle } from './mask.ts';
 import { rleFromPoly, rleMerge, rleToBbox, type Rle } from './rle.ts';
-import { CocoFormatError, readJsonFile, readJsonFileSync, validateDataset } from './coco_validate.ts';
+import { CocoFormatError, messageOf, readJsonFile, readJsonFileSync, validateDataset, withFile } from './coco_validate.ts';
 import { buildResultDataset } from './coco_results.ts';
+import { formatValue } from '../util/format_value.ts';
 import type { CocoAnnotation, CocoCategory, CocoDataset, CocoImage, CocoResult, CompressedRLE } from './types.ts';
 
 export { CocoFormatError } from './coco_validate.ts';
@@ -35,6 +36,14 @@ export interface ImgIdFilter {
 export interface CocoOptions {
   /** Validate the dataset (default true; `loadRes` skips it for results it already checked). */
   validate?: boolean;
+  /** The file the dataset was read from: every error about the dataset and its masks names it. */
+  file?: string;
+}
+
+/** Options of {@link COCO.loadRes}. */
+export interface LoadResOptions {
+  /** Receives warning lines (default `console.warn`), e.g. about results of unknown categories. */
+  log?: (line: string) => void;
 }
 
 const asList = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -48,30 +57,40 @@ export class COCO {
   readonly imgToAnns = new Map<number, CocoAnnotation[]>();
   /** Category id -> image id of each of its annotations, in file order (with repeats). */
   readonly catToImgs = new Map<number, number[]>();
+  /** The file the dataset was read from (named in errors), if any. */
+  readonly file: string | undefined;
   /** Run-length masks computed once per annotation object (see {@link COCO.annToRleRuns}). */
   private readonly rleCache = new WeakMap<object, Rle>();
 
-  /** Reads a COCO JSON file; a missing, truncated or malformed file gives an error naming it. */
+  /**
+   * Reads a COCO JSON file; a missing, truncated, malformed or too deeply nested file, or one
+   * without a `categories` list, gives an error naming it (as do later errors about its masks).
+   */
   static async fromFile(file: string): Promise<COCO> {
     const data = await readJsonFile(file);
-    try {
-      return new COCO(data as object);
-    } catch (e) {
-      if (e instanceof CocoFormatError) throw new CocoFormatError(`${file}: ${e.message}`);
-      throw e;
-    }
+    return new COCO(data as object, { file });
   }
 
   constructor(dataset?: CocoDataset | object, options: CocoOptions = {}) {
-    if (dataset === undefined) {
-      this.dataset = { images: [], annotations: [], categories: [] };
-    } else if (options.validate === false) {
-      const d = dataset as CocoDataset;
-      this.dataset = Object.assign({}, d, { images: d.images ?? [], annotations: d.annotations ?? [], categories: d.categories ?? [] });
-    } else {
-      this.dataset = validateDataset(dataset);
+    this.file = options.file;
+    try {
+      if (dataset === undefined) {
+        this.dataset = { images: [], annotations: [], categories: [] };
+      } else if (options.validate === false) {
+        const d = dataset as CocoDataset;
+        this.dataset = Object.assign({}, d, { images: d.images ?? [], annotations: d.annotations ?? [], categories: d.categories ?? [] });
+      } else {
+        this.dataset = validateDataset(dataset);
+      }
+      this.createIndex();
+    } catch (e) {
+      throw this.named(e);
     }
-    this.createIndex();
+  }
+
+  /** `e` as an error naming {@link COCO.file} (when there is one and the message does not yet). */
+  private named(e: unknown): unknown {
+    return this.file === undefined ? e : withFile(e, this.file);
   }
 
   private createIndex(): void {
@@ -175,11 +194,16 @@ export class COCO {
 
   /** The annotation's segmentation as compressed RLE (polygons merged), like pycocotools' annToRLE. */
   annToRLE(ann: CocoAnnotation): CompressedRLE {
-    const { seg, img } = this.segmentationOf(ann);
-    return this.withAnnContext(ann, () => segmentationToRle(seg, img.height, img.width));
+    return this.withAnnContext(ann, () => {
+      const { seg, img } = this.segmentationOf(ann);
+      return segmentationToRle(seg, img.height, img.width);
+    });
   }
 
-  /** Binary mask of the annotation, row-major `height * width` bytes of 0/1. */
+  /**
+   * Binary mask of the annotation, row-major `height * width` bytes of 0/1. A mask of more than
+   * 2^31 pixels is refused with an error (see {@link decode}).
+   */
   annToMask(ann: CocoAnnotation): Uint8Array {
     const rle = this.annToRLE(ann);
     return this.withAnnContext(ann, () => decode(rle));
@@ -189,8 +213,8 @@ export class COCO {
   annToRleRuns(ann: CocoAnnotation): Rle {
     const hit = this.rleCache.get(ann);
     if (hit) return hit;
-    const { seg, img } = this.segmentationOf(ann);
     const r = this.withAnnContext(ann, () => {
+      const { seg, img } = this.segmentationOf(ann);
       if (!Array.isArray(seg)) return toRle(seg);
       // Plain polygons: rasterize and merge as runs (what segmentationToRle does, without the
       // string round trip); anything unusual goes through segmentationToRle and its errors.
@@ -210,19 +234,30 @@ export class COCO {
    * results get `area = w*h`, a box polygon as segmentation when they have none, `iscrowd = 0`;
    * segmentation results get the mask's area and (when absent) box; ids are 1..N. The kind is
    * decided by the first result, as pycocotools does. An empty list gives an empty result set.
+   *
+   * Results whose `category_id` is not one of the ground truth's categories are kept (as in
+   * pycocotools) but never scored by COCOeval; unlike pycocotools, one warning line with their
+   * count goes to `options.log` (as MMDetection's evaluator warns). Errors about a file name it.
    */
-  loadRes(results: CocoResult[] | string): COCO {
-    const data = typeof results === 'string' ? readJsonFileSync(results) : results;
+  loadRes(results: CocoResult[] | string, options: LoadResOptions = {}): COCO {
+    const file = typeof results === 'string' ? results : undefined;
     try {
-      const { dataset, rles } = buildResultDataset(this, data);
-      const res = new COCO(dataset, { validate: false });
+      const data = file === undefined ? results : readJsonFileSync(file);
+      const { dataset, rles, unknownCategories } = buildResultDataset(this, data);
+      if (unknownCategories.count > 0) {
+        const log = options.log ?? ((line: string) => console.warn(line));
+        log(
+          `warning: ${file === undefined ? '' : `${file}: `}${unknownCategories.count} of ${dataset.annotations.length} results have ` +
+            `category ids not in the ground truth (first: ${unknownCategories.first}); they are not scored`,
+        );
+      }
+      const res = new COCO(dataset, { validate: false, file });
       rles.forEach((r, i) => {
         if (r) res.rleCache.set(res.dataset.annotations[i], r);
       });
       return res;
     } catch (e) {
-      if (typeof results === 'string' && e instanceof CocoFormatError) throw new CocoFormatError(`${results}: ${e.message}`);
-      throw e;
+      throw file === undefined ? e : withFile(e, file);
     }
   }
 
@@ -230,15 +265,21 @@ export class COCO {
     if (ann.segmentation === undefined) throw new CocoFormatError(`annotation id ${ann.id}: has no 'segmentation'`);
     const img = this.imgs.get(ann.image_id);
     if (!img) throw new CocoFormatError(`annotation id ${ann.id}: image ${ann.image_id} is not in the dataset's images`);
+    const size = Array.isArray(ann.segmentation) ? undefined : (ann.segmentation as { size?: unknown }).size;
+    if (Array.isArray(size) && (size[0] !== img.height || size[1] !== img.width)) {
+      // pycocotools evaluates such a mask anyway: IoUs of misaligned pixels, or an endless loop.
+      throw new CocoFormatError(`annotation id ${ann.id} (image ${ann.image_id}): RLE size ${formatValue(size)} is not the image's [${img.height}, ${img.width}] ([height, width])`);
+    }
     return { seg: ann.segmentation, img };
   }
 
+  /** Runs `fn`; its errors name the annotation (and the file, when known). */
   private withAnnContext<T>(ann: CocoAnnotation, fn: () => T): T {
     try {
       return fn();
     } catch (e) {
-      if (e instanceof CocoFormatError) throw e;
-      throw new CocoFormatError(`annotation id ${ann.id} (image ${ann.image_id}): invalid 'segmentation': ${(e as Error).message}`);
+      if (e instanceof CocoFormatError) throw this.named(e);
+      throw this.named(new CocoFormatError(`annotation id ${ann.id} (image ${ann.image_id}): invalid 'segmentation': ${messageOf(e)}`, { cause: e }));
     }
   }
 }

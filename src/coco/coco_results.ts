@@ -13,18 +13,21 @@ import {
   segmentationProblem,
   unknownImagesError,
 } from './coco_validate.ts';
-import type { CocoAnnotation, CocoDataset, CocoImage, Polygons } from './types.ts';
+import type { CocoAnnotation, CocoCategory, CocoDataset, CocoImage, Polygons } from './types.ts';
 
 /** What `buildResultDataset` needs of the ground truth. */
 export interface ResultBase {
   readonly dataset: CocoDataset;
   readonly imgs: Map<number, CocoImage>;
+  readonly cats: Map<number, CocoCategory>;
 }
 
 export interface ResultDataset {
   dataset: CocoDataset;
   /** The mask of each segmentation result (segm results only), to seed the result COCO's cache. */
   rles: (Rle | undefined)[];
+  /** Results whose `category_id` is not a ground-truth category (COCOeval never scores them). */
+  unknownCategories: { count: number; first: number | undefined };
 }
 
 type Obj = Record<string, unknown>;
@@ -39,12 +42,21 @@ function resultAnnotation(r: Obj, bbox: unknown, segmentation: unknown, area: nu
   return o as CocoAnnotation;
 }
 
+/**
+ * Checks `data` (parsed results) against the ground truth `gt` and builds the result dataset.
+ * @throws CocoFormatError naming the result index and field, or listing unknown image ids.
+ */
 export function buildResultDataset(gt: ResultBase, data: unknown): ResultDataset {
   if (!Array.isArray(data)) throw new CocoFormatError(`loadRes: results must be an array of objects, got ${typeof data}`);
   const unknown: number[] = [];
+  const unknownCategories: ResultDataset['unknownCategories'] = { count: 0, first: undefined };
   const results = data.map((r, i) => {
     const o = checkResultCommon(r, i);
     if (!gt.imgs.has(o.image_id as number)) unknown.push(o.image_id as number);
+    if (!gt.cats.has(o.category_id as number)) {
+      unknownCategories.count++;
+      unknownCategories.first ??= o.category_id as number;
+    }
     return o;
   });
   if (unknown.length > 0) throw unknownImagesError(unknown, results.length);
@@ -55,7 +67,7 @@ export function buildResultDataset(gt: ResultBase, data: unknown): ResultDataset
     categories: structuredClone(gt.dataset.categories),
   };
   const rles: (Rle | undefined)[] = [];
-  if (results.length === 0) return { dataset, rles };
+  if (results.length === 0) return { dataset, rles, unknownCategories };
   const first = results[0];
   let convert: (r: Obj, i: number) => CocoAnnotation;
   if (first.bbox !== undefined && !(Array.isArray(first.bbox) && first.bbox.length === 0)) {
@@ -72,7 +84,7 @@ export function buildResultDataset(gt: ResultBase, data: unknown): ResultDataset
     throw new CocoFormatError(`loadRes: results[0] has neither a 'bbox', a 'segmentation' nor 'keypoints'; cannot tell the result type`);
   }
   dataset.annotations = results.map((r, i) => convert(r, i));
-  return { dataset, rles };
+  return { dataset, rles, unknownCategories };
 }
 
 function boxResult(r: Obj, i: number): CocoAnnotation {
@@ -94,16 +106,16 @@ function segmResult(gt: ResultBase, r: Obj, i: number): { ann: CocoAnnotation; r
   if (r.segmentation === undefined) throw resultFieldError(i, r, 'segmentation', 'an RLE {size, counts} or polygons (the first result has one)');
   checkSegmentation(r, i);
   const seg = r.segmentation as Polygons | { size: [number, number]; counts: string | number[] };
+  const img = gt.imgs.get(r.image_id as number)!;
   let rle: Rle;
   try {
-    if (Array.isArray(seg)) {
-      const img = gt.imgs.get(r.image_id as number)!;
-      rle = toRle(segmentationToRle(seg, img.height, img.width));
-    } else {
-      rle = toRle(seg as Parameters<typeof toRle>[0]);
-    }
+    rle = Array.isArray(seg) ? toRle(segmentationToRle(seg, img.height, img.width)) : toRle(seg as Parameters<typeof toRle>[0]);
   } catch (e) {
     throw new CocoFormatError(`loadRes: results[${i}] (image_id ${r.image_id}): invalid 'segmentation': ${(e as Error).message}`);
+  }
+  // A mask at another size (e.g. the network's input size) would silently score as a miss.
+  if (rle.h !== img.height || rle.w !== img.width) {
+    throw new CocoFormatError(`loadRes: results[${i}] (image_id ${r.image_id}): the mask is ${rle.h}x${rle.w} but the image is ${img.height}x${img.width} (RLE size is [height, width] of the original image)`);
   }
   if (r.bbox !== undefined && !isValidBox(r.bbox)) throw resultFieldError(i, r, 'bbox', BOX_EXPECTED);
   const bbox = r.bbox ?? rleToBbox(rle);

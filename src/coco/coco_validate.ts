@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { formatValue } from '../util/format_value.ts';
+import { MAX_JSON_DEPTH, jsonTooDeepAt } from '../util/json_depth.ts';
 import type { BoxXYWH, CocoAnnotation, CocoCategory, CocoDataset, CocoImage } from './types.ts';
 
 /** Raised for malformed COCO files, datasets and results. */
@@ -13,34 +14,47 @@ export class CocoFormatError extends Error {
   override name = 'CocoFormatError';
 }
 
-function parseJson(text: string, file: string): unknown {
+/** The message of anything thrown. */
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** `e` as a {@link CocoFormatError} whose message starts with `file` (unless it names the file already). */
+export function withFile(e: unknown, file: string): unknown {
+  if (e instanceof Error && e.message.includes(file)) return e;
+  return new CocoFormatError(`${file}: ${messageOf(e)}`, { cause: e });
+}
+
+function parseJson(bytes: Buffer, file: string): unknown {
+  const deep = jsonTooDeepAt(bytes, MAX_JSON_DEPTH);
+  if (deep >= 0) throw new CocoFormatError(`${file}: JSON nested too deep (more than ${MAX_JSON_DEPTH} levels at byte ${deep}; a COCO file has 5)`);
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(bytes.toString('utf8')) as unknown;
   } catch (e) {
     throw new CocoFormatError(`cannot parse JSON file ${file} (truncated or malformed?): ${(e as Error).message}`);
   }
 }
 
-/** Reads and parses a JSON file; errors name the file. */
+/** Reads and parses a JSON file; errors (unreadable, malformed, nested too deep) name the file. */
 export async function readJsonFile(file: string): Promise<unknown> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (e) {
     throw new CocoFormatError(`cannot read JSON file ${file}: ${(e as Error).message}`);
   }
-  return parseJson(text, file);
+  return parseJson(bytes, file);
 }
 
 /** Synchronous {@link readJsonFile} (for `loadRes(path)`, synchronous like pycocotools'). */
 export function readJsonFileSync(file: string): unknown {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (e) {
     throw new CocoFormatError(`cannot read JSON file ${file}: ${(e as Error).message}`);
   }
-  return parseJson(text, file);
+  return parseJson(bytes, file);
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -84,14 +98,19 @@ function arrayField(ds: Record<string, unknown>, key: string, required: boolean)
 
 /**
  * Checks a ground-truth dataset and returns it normalised: `iscrowd` defaults to 0 (on a shallow
- * copy of the annotation; other annotations are kept as they are), missing lists become `[]`.
- * `bbox` may be absent when a segmentation is present (the caller derives it).
+ * copy of the annotation; other annotations are kept as they are), a missing `annotations` list
+ * becomes `[]`. `images` and `categories` are required (pycocotools accepts a file without
+ * `categories`, and COCOeval then scores nothing: every stat -1). `bbox` may be absent when a
+ * segmentation is present (the caller derives it).
  */
 export function validateDataset(input: unknown): CocoDataset {
   if (!isObj(input)) throw new CocoFormatError(`COCO dataset must be a JSON object with images/annotations/categories, got ${formatValue(input)}`);
   const images = arrayField(input, 'images', true);
   const annotations = arrayField(input, 'annotations', false);
-  const categories = arrayField(input, 'categories', false);
+  if (input.categories === undefined) {
+    throw new CocoFormatError(`COCO dataset has no 'categories' list (a ground truth needs one: without it nothing can be scored)`);
+  }
+  const categories = arrayField(input, 'categories', true);
   const imgIds = new Set<number>();
   images.forEach((img, i) => {
     const where = `images[${i}]${isObj(img) && img.id !== undefined ? ` (id ${formatValue(img.id)})` : ''}`;

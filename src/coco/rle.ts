@@ -230,12 +230,20 @@ export function rleFromMask(mask: Uint8Array, h: number, w: number): Rle {
 }
 
 /**
+ * The most pixels a decoded mask may have (one byte each: 2 GiB). RLEs may describe up to 2^32
+ * pixels, but a mask that large is an image size gone wrong, not something to allocate.
+ */
+export const MAX_MASK_PIXELS = 2 ** 31;
+
+/**
  * The ROW-MAJOR binary mask `[h * w]` (bytes 0/1) of `r`. Throws when the runs add up to more than
- * `h * w` (pycocotools raises too); runs that add up to less leave the rest 0.
+ * `h * w` (pycocotools raises too), or when `h * w` exceeds {@link MAX_MASK_PIXELS}; runs that add
+ * up to less leave the rest 0.
  */
 export function rleToMask(r: Rle): Uint8Array {
   const { h, w, counts } = r;
   const n = h * w;
+  if (n > MAX_MASK_PIXELS) throw new Error(`cannot decode a ${h}x${w} mask: ${n} pixels, more than the ${MAX_MASK_PIXELS} (2^31) a mask may have`);
   const out = new Uint8Array(n);
   let pos = 0;
   for (let j = 0; j < counts.length; j++) {

@@ -5,6 +5,13 @@ import type { Rle } from './rle.ts';
 
 const INT_MIN = -2147483648;
 
+/**
+ * The most boundary points (on the 5x grid) a polygon may have: a perimeter of ~3.3 million pixels,
+ * 200 MB of work arrays. Only coordinates far outside any image reach it (pycocotools would try
+ * to allocate gigabytes there).
+ */
+export const MAX_POLY_POINTS = 2 ** 24;
+
 /** C's `(int)d` on x86-64: truncation; NaN and out-of-range give INT_MIN (what `cvttsd2si` returns). */
 function cInt(d: number): number {
   return d > -2147483649 && d < 2147483648 ? d | 0 : INT_MIN;
@@ -18,6 +25,7 @@ function cInt(d: number): number {
  *
  * @param xy `[2k]` vertices `x1, y1, x2, y2, ...` in pixels (`k = floor(xy.length / 2)`; an odd last number is ignored).
  * @param h image height; @param w image width.
+ * @throws when the boundary would exceed {@link MAX_POLY_POINTS} points.
  */
 export function rleFromPoly(xy: ArrayLike<number>, h: number, w: number): Rle {
   const scale = 5;
@@ -33,6 +41,9 @@ export function rleFromPoly(xy: ArrayLike<number>, h: number, w: number): Rle {
   // Dense points along the whole boundary, on the 5x grid.
   let n = 0;
   for (let j = 0; j < k; j++) n += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
+  if (n > MAX_POLY_POINTS) {
+    throw new Error(`polygon boundary is ${n} points on the 5x grid (a perimeter of about ${Math.round(n / 5)} pixels), more than the ${MAX_POLY_POINTS} rasterized; are its coordinates far outside the image?`);
+  }
   const u = new Int32Array(n);
   const v = new Int32Array(n);
   let m = 0;

@@ -12,6 +12,7 @@ import { dirname, relative, resolve } from 'node:path';
 import YAML from 'yaml';
 import { applyCfgOptions } from './cfg_options.ts';
 import { ConfigError } from './errors.ts';
+import { yamlNestingProblem } from './yaml_depth.ts';
 
 /** A merged config: plain YAML data (dicts, lists, strings, numbers, booleans, null). */
 export type Config = Record<string, unknown>;
@@ -60,9 +61,22 @@ function show(path: string): string {
   return rel && !rel.startsWith('..') ? rel : path;
 }
 
-/** Parses one YAML file into a dict; syntax errors name `file:line:column`. */
+/**
+ * Parses one YAML file into a dict; syntax errors name `file:line:column`, other failures (nesting
+ * too deep, alias bombs) the file. A file that cannot be read (missing, a directory) throws the
+ * `fs` error as it is, for the callers to name the reference that led to it.
+ */
 function parseFile(abs: string): Record<string, unknown> {
-  const text = readFileSync(abs, 'utf8');
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    err.path ??= abs; // a read error (EISDIR) carries no path; the callers match on it
+    throw err;
+  }
+  const deep = yamlNestingProblem(text);
+  if (deep) throw new ConfigError(`${show(abs)}:${deep.line}:${deep.col}: YAML nested too deep: ${deep.reason}`);
   const doc = YAML.parseDocument(text, { prettyErrors: true });
   const err = doc.errors[0];
   if (err) {
@@ -70,9 +84,16 @@ function parseFile(abs: string): Record<string, unknown> {
     const at = pos ? `${show(abs)}:${pos.line}:${pos.col}` : show(abs);
     // The library's message repeats the position and may span lines; keep its first line.
     const msg = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    if (/Maximum call stack/.test(msg)) throw new ConfigError(`${at}: YAML nested too deep for the parser`);
     throw new ConfigError(`${at}: YAML syntax error: ${msg}`);
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (e) {
+    // e.g. "Excessive alias count indicates a resource exhaustion attack" (an alias bomb).
+    throw new ConfigError(`${show(abs)}: cannot read the YAML: ${(e as Error).message}`);
+  }
   if (data === null || data === undefined) return {};
   if (!isDict(data)) throw new ConfigError(`${show(abs)}: a config file must be a YAML mapping, got ${Array.isArray(data) ? 'a list' : typeof data}`);
   return data;
@@ -96,9 +117,9 @@ function loadMerged(abs: string, chain: readonly string[]): Record<string, unkno
     try {
       base = loadMerged(target, [...chain, abs]);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && (e as NodeJS.ErrnoException).path === target) {
-        throw new ConfigError(`${show(abs)}: _base_ '${b}' not found (tried ${target})`);
-      }
+      const { code, path: failed } = e as NodeJS.ErrnoException;
+      if (code === 'ENOENT' && failed === target) throw new ConfigError(`${show(abs)}: _base_ '${b}' not found (tried ${target})`);
+      if (code !== undefined && failed === target) throw new ConfigError(`${show(abs)}: _base_ '${b}' cannot be read (${target}): ${(e as Error).message}`);
       throw e;
     }
     merged = mergeConfig(merged, base);
@@ -108,8 +129,9 @@ function loadMerged(abs: string, chain: readonly string[]): Record<string, unkno
 
 /**
  * Reads the YAML config at `path`, merges its `_base_` chain, then applies `cfgOptions`.
- * @throws ConfigError for YAML syntax errors (file:line:col), missing bases (naming the
- *   referencing file and the path tried), `_base_` cycles (naming the chain) and bad overrides.
+ * @throws ConfigError for YAML syntax errors (file:line:col), nesting too deep for the parser,
+ *   unreadable files and missing bases (naming the referencing file and the path tried), `_base_`
+ *   cycles (naming the chain) and bad overrides.
  */
 export function loadConfig(path: string, opts: LoadConfigOptions = {}): Config {
   const abs = resolve(path);
@@ -117,9 +139,9 @@ export function loadConfig(path: string, opts: LoadConfigOptions = {}): Config {
   try {
     cfg = loadMerged(abs, []);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && (e as NodeJS.ErrnoException).path === abs) {
-      throw new ConfigError(`config file not found: ${path}`);
-    }
+    const { code, path: failed } = e as NodeJS.ErrnoException;
+    if (code === 'ENOENT' && failed === abs) throw new ConfigError(`config file not found: ${path}`);
+    if (code !== undefined && failed === abs) throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`);
     throw e;
   }
   return opts.cfgOptions?.length ? applyCfgOptions(cfg, opts.cfgOptions, { openPaths: opts.openPaths }) : cfg;

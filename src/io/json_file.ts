@@ -1,27 +1,29 @@
 /**
  * Reading JSON files with errors that name the file: a missing or unreadable file, malformed or
- * truncated JSON, and nesting too deep for the parser (a hostile file of `[[[[...` would otherwise
- * surface as a bare "Maximum call stack size exceeded").
+ * truncated JSON, and nesting deeper than any of our files needs (a hostile file of `[[[[...` would
+ * otherwise surface later as a bare "Maximum call stack size exceeded").
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
+import { MAX_JSON_DEPTH, jsonTooDeepAt } from '../util/json_depth.ts';
 
 /**
  * Reads and parses the JSON file `path`; `what` says what the file is (e.g. 'checkpoint pointer').
  * @throws naming `path` when it cannot be read or parsed.
  */
 export function readJsonFileSync(path: string, what = 'JSON file'): unknown {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (e) {
     throw new Error(`cannot read ${what} ${path}: ${(e as Error).message}`);
   }
+  const deep = jsonTooDeepAt(bytes, MAX_JSON_DEPTH);
+  if (deep >= 0) throw new Error(`${what} ${path} is not valid JSON: nested more than ${MAX_JSON_DEPTH} levels deep at byte ${deep}`);
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(bytes.toString('utf8')) as unknown;
   } catch (e) {
-    const msg = e instanceof RangeError ? 'nested too deep' : (e as Error).message;
-    throw new Error(`${what} ${path} is not valid JSON (truncated or damaged?): ${msg}`);
+    throw new Error(`${what} ${path} is not valid JSON (truncated or damaged?): ${(e as Error).message}`);
   }
 }
 

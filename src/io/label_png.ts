@@ -31,6 +31,10 @@ const ADAM7 = [
   [0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2],
 ] as const;
 const crc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32; // Node ≥ 20.15
+/** The most bytes decoding may allocate for the inflated rows or the label map (2 GiB). */
+const MAX_DECODE_BYTES = 2 ** 31;
+/** Inflated data beyond the image's rows that is tolerated (and ignored): some writers leave a little. */
+const EXTRA_DATA_SLACK = 1 << 20;
 
 function paeth(a: number, b: number, c: number): number {
   const p = a + b - c;
@@ -40,7 +44,11 @@ function paeth(a: number, b: number, c: number): number {
   return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
-/** Decodes a PNG into its per-pixel label values (see the file comment). Throws a bare reason. */
+/**
+ * Decodes a PNG into its per-pixel label values (see the file comment). Throws a bare reason (the
+ * file-taking {@link readLabelPng} adds the name), also for images that would need more than
+ * 2 GiB to decode and for image data that inflates beyond the image's size.
+ */
 export function decodeLabelPng(buf: Buffer): LabelMap {
   if (buf.length < 8 || !buf.subarray(0, 8).equals(PNG_SIGNATURE)) throw new Error('not a PNG file');
   let pos = 8;
@@ -79,18 +87,33 @@ export function decodeLabelPng(buf: Buffer): LabelMap {
   if (idat.length === 0) throw new Error('no image data (IDAT)');
   if (!sawEnd) throw new Error('truncated file (no IEND chunk)');
 
-  let raw: Buffer;
-  try {
-    raw = zlib.inflateSync(Buffer.concat(idat));
-  } catch (err) {
-    throw new Error(`corrupt image data: ${(err as Error).message}`);
-  }
-
   const channels = CHANNELS[colorType]!;
   const bitsPerPixel = channels * bitDepth;
+  const passes = interlace === 1 ? ADAM7 : ([[0, 0, 1, 1]] as const);
+  // Sizes first, so that a corrupt header is refused before anything that large is allocated.
+  let rawSize = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const pw = Math.ceil((width - x0) / dx);
+    const ph = Math.ceil((height - y0) / dy);
+    if (pw > 0 && ph > 0) rawSize += ph * (1 + Math.ceil((pw * bitsPerPixel) / 8));
+  }
+  const outSize = width * height * (bitDepth === 16 ? 2 : 1);
+  if (Math.max(rawSize, outSize) > MAX_DECODE_BYTES) {
+    throw new Error(`image of ${width}x${height} pixels is too large to decode (${Math.max(rawSize, outSize)} bytes, more than ${MAX_DECODE_BYTES}); is the IHDR corrupt?`);
+  }
+  let raw: Buffer;
+  try {
+    raw = zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: rawSize + EXTRA_DATA_SLACK });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new Error(`corrupt image data: it inflates to over ${EXTRA_DATA_SLACK} bytes more than the ${rawSize} of a ${width}x${height} image`);
+    }
+    throw new Error(`corrupt image data: ${(err as Error).message}`);
+  }
+  if (raw.length < rawSize) throw new Error('truncated image data');
+
   const bpp = Math.max(1, bitsPerPixel >> 3); // filter byte distance
   const out = bitDepth === 16 ? new Uint16Array(width * height) : new Uint8Array(width * height);
-  const passes = interlace === 1 ? ADAM7 : ([[0, 0, 1, 1]] as const);
   const mask = (1 << bitDepth) - 1;
   /** Sample number `s` of an unfiltered row. */
   const sample = (row: Uint8Array, s: number): number => {
