@@ -1,16 +1,17 @@
 /**
- * Seeded mutations for the reader fuzz test (test/fuzz_readers.test.ts): a small PRNG, byte-level
+ * Seeded mutations for the reader fuzz test (test/fuzz_readers.test.ts): a seeded generator, byte-level
  * mutations of any file, and structure-aware mutations of JSON-like values (type swaps, deleted
  * keys, extreme numbers, deep nesting, long strings). Everything is deterministic in the seed, so
  * a failing case repeats from its seed and index.
  */
+import { Rng as BaseRng } from '../../src/nn/random.ts';
 
-/** mulberry32: a tiny, fast, seeded PRNG (good enough to pick mutations, not for statistics). */
+/** The project's seeded generator (xoshiro128**) with the helpers the mutations use. */
 export class Rng {
-  private s: number;
+  private readonly base: BaseRng;
 
   constructor(seed: number) {
-    this.s = seed >>> 0;
+    this.base = new BaseRng(seed >>> 0);
   }
 
   /** The generator of case `index` under `seed`: cases are independent, so one can be rerun alone. */
@@ -20,10 +21,7 @@ export class Rng {
 
   /** Uniform in [0, 1). */
   next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.base.uniform();
   }
 
   /** Uniform integer in [0, n). */
