@@ -3,8 +3,8 @@
  * → node with the TypeScript loader), and a `kill -9` of any launcher above leaves the node process
  * running, still writing the work dir. SIGINT/SIGTERM are relayed by tsx; SIGKILL cannot be. So the
  * tool watches its launcher ancestors (those whose command line names tsx, npm or npx, or runs
- * through tsx's loader, as the demos that start train/test do) and exits when one of them is gone
- * or its pid was reused. Linux only (`/proc`); elsewhere it watches nothing.
+ * through tsx's loader, as the demos that start train/test do) and stops as on SIGTERM when one of
+ * them is gone or its pid was reused. Linux only (`/proc`); elsewhere it watches nothing.
  */
 import { parentPid, processCommand, processStartTime } from './process_info.ts';
 
@@ -31,18 +31,20 @@ export function launcherAncestors(): Watched[] {
 }
 
 /**
- * Exits this process (status 129, after `onGone`'s message) within `intervalMs` of a launcher
- * ancestor's end. The timer does not keep the process alive. Returns a function that stops watching.
+ * Sends this process SIGTERM (after `onGone`'s message) within `intervalMs` of a launcher
+ * ancestor's end, as if the launcher had relayed the signal: a training run finishes its iteration,
+ * saves a checkpoint and exits (143); anything else ends at once. The timer does not keep the
+ * process alive. Returns a function that stops watching.
  */
-export function exitWithLauncher(onGone: (line: string) => void, intervalMs = 500): () => void {
+export function stopWithLauncher(onGone: (line: string) => void, intervalMs = 500): () => void {
   const watched = launcherAncestors();
   if (watched.length === 0) return () => undefined;
   const timer = setInterval(() => {
-    for (const w of watched) {
-      if (processStartTime(w.pid) === w.start) continue;
-      onGone(`the launcher process ${w.pid} (${w.command}) has ended (killed?); stopping this process ${process.pid} too`);
-      process.exit(129);
-    }
+    const gone = watched.find((w) => processStartTime(w.pid) !== w.start);
+    if (!gone) return;
+    clearInterval(timer);
+    onGone(`the launcher process ${gone.pid} (${gone.command}) has ended (killed?); stopping this process ${process.pid} as on SIGTERM`);
+    process.kill(process.pid, 'SIGTERM');
   }, intervalMs);
   timer.unref();
   return () => clearInterval(timer);
