@@ -23,8 +23,7 @@
  * - `--aug-test`: the test-time augmentation of `model.test_cfg.aug` (segmentors: flip + scales
  *   0.5..1.75 by default, softmax probabilities averaged).
  */
-import { existsSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -32,27 +31,13 @@ import { initBackend } from '../src/backend.ts';
 import { EXPERIMENT_OPEN_PATHS, loadConfig, validateExperimentConfig } from '../src/config/index.ts';
 import { buildLoadingDataset } from '../src/datasets/build.ts';
 import { evaluateModel } from '../src/engine/evaluate.ts';
-import { readCheckpointPointer } from '../src/engine/trainer.ts';
+import { resolveWeights } from '../src/engine/checkpointer.ts';
 import { buildEvaluator } from '../src/evaluation/build.ts';
 import { buildPredictionWriters } from '../src/evaluation/prediction_writers.ts';
 import { writeFileAtomic } from '../src/io/atomic_write.ts';
 import { buildValidatedModel, validateModelConfig } from '../src/models/build.ts';
 import { loadCheckpoint } from '../src/nn/checkpoint.ts';
 import { runCli } from './cli.ts';
-
-/** Resolves CHECKPOINT (weights file, pointer JSON, or pointer without `.json`) to a weights file. */
-async function resolveCheckpoint(arg: string): Promise<string> {
-  let p = arg;
-  if (!existsSync(p) && existsSync(`${p}.json`)) p = `${p}.json`;
-  const st = await stat(p).catch(() => null);
-  if (!st) throw new Error(`checkpoint ${arg} does not exist`);
-  if (st.isDirectory()) {
-    const latest = path.join(p, 'latest.json');
-    if (!existsSync(latest)) throw new Error(`checkpoint ${arg} is a folder without latest.json`);
-    p = latest;
-  }
-  return p.endsWith('.json') ? readCheckpointPointer(p).weightsPath : p;
-}
 
 await runCli(async () => {
   const argv = await yargs(hideBin(process.argv))
@@ -74,7 +59,7 @@ await runCli(async () => {
   const ckptArg = String(argv._[1]);
   const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [], openPaths: EXPERIMENT_OPEN_PATHS });
   const cfg = validateExperimentConfig(raw, cfgPath);
-  const weights = await resolveCheckpoint(ckptArg);
+  const weights = await resolveWeights(ckptArg);
   await initBackend(argv.backend);
 
   const modelBlock = validateModelConfig(cfg.model, cfgPath);

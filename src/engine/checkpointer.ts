@@ -17,6 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadCheckpoint } from '../nn/checkpoint.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
@@ -79,6 +80,24 @@ export function readCheckpointPointer(pointerPath: string): CheckpointPointer & 
   if (!existsSync(weightsPath)) throw new Error(`checkpoint pointer ${pointerPath} names ${weightsPath}, which does not exist`);
   const statePath = resolve(dirname(pointerPath), typeof ptr.state === 'string' ? ptr.state : stateFileOf(ptr.weights));
   return { ...(ptr as CheckpointPointer), weightsPath, statePath };
+}
+
+/**
+ * Resolves what a user gives as a checkpoint to a weights file: a weights file, a pointer JSON
+ * (`latest.json`, `best.json`), such a pointer without `.json` (`work_dirs/x/latest`), or a work
+ * dir (its `latest.json`). Errors name the argument.
+ */
+export async function resolveWeights(arg: string): Promise<string> {
+  let p = arg;
+  if (!existsSync(p) && existsSync(`${p}.json`)) p = `${p}.json`;
+  const st = await stat(p).catch(() => null);
+  if (!st) throw new Error(`checkpoint ${arg} does not exist`);
+  if (st.isDirectory()) {
+    const latest = join(p, 'latest.json');
+    if (!existsSync(latest)) throw new Error(`checkpoint ${arg} is a folder without latest.json`);
+    p = latest;
+  }
+  return p.endsWith('.json') ? readCheckpointPointer(p).weightsPath : p;
 }
 
 /**
