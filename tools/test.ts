@@ -22,6 +22,9 @@
  * Detection prints pycocotools' summary block per iou type (bbox, segm) and a per-category AP table.
  * - `--aug-test`: the test-time augmentation of `model.test_cfg.aug` (segmentors: flip + scales
  *   0.5..1.75 by default, softmax probabilities averaged).
+ * - `--engine onnxruntime`: CHECKPOINT is a segmentor exported by `tools/export.ts --format onnx`, run
+ *   in onnxruntime-node (optional dependency); slide/whole, TTA and the resizing back to the
+ *   original size are shared with the tfjs engine. `--threads N` sets onnxruntime's threads.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -36,7 +39,10 @@ import { buildEvaluator } from '../src/evaluation/build.ts';
 import { buildPredictionWriters } from '../src/evaluation/prediction_writers.ts';
 import { writeFileAtomic } from '../src/io/atomic_write.ts';
 import { buildValidatedModel, validateModelConfig } from '../src/models/build.ts';
+import { EncoderDecoder } from '../src/models/encoder_decoder.ts';
+import type { Predictor } from '../src/models/model.ts';
 import { loadCheckpoint } from '../src/nn/checkpoint.ts';
+import { OnnxSegmentor } from '../src/onnx/runtime.ts';
 import { runCli } from './cli.ts';
 
 await runCli(async () => {
@@ -51,6 +57,9 @@ await runCli(async () => {
     .option('batch-size', { type: 'number', default: 1, describe: 'images per forward pass' })
     .option('backend', { type: 'string', default: 'auto', describe: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu (auto honours C2F_BACKEND)' })
     .option('strict-data', { type: 'boolean', default: false, describe: 'a bad sample (unreadable image/label) is an error instead of being skipped' })
+    .option('engine', { type: 'string', choices: ['tfjs', 'onnxruntime'], default: 'tfjs',
+      describe: 'tfjs: CHECKPOINT is trained weights; onnxruntime: CHECKPOINT is a segmentor exported by tools/export.ts --format onnx' })
+    .option('threads', { type: 'number', describe: 'onnxruntime: intra-op threads (default: onnxruntime\'s choice)' })
     .demandCommand(2, 'give CONFIG and CHECKPOINT')
     .strict()
     .parse();
@@ -59,7 +68,9 @@ await runCli(async () => {
   const ckptArg = String(argv._[1]);
   const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [], openPaths: EXPERIMENT_OPEN_PATHS });
   const cfg = validateExperimentConfig(raw, cfgPath);
-  const weights = await resolveWeights(ckptArg);
+  const onnx = argv.engine === 'onnxruntime';
+  if (onnx && !ckptArg.endsWith('.onnx')) throw new Error(`--engine onnxruntime: CHECKPOINT must be an exported .onnx model (tools/export.ts --format onnx), got ${ckptArg}`);
+  const weights = onnx ? ckptArg : await resolveWeights(ckptArg);
   await initBackend(argv.backend);
 
   const modelBlock = validateModelConfig(cfg.model, cfgPath);
@@ -68,9 +79,18 @@ await runCli(async () => {
   const dataset = await buildLoadingDataset(cfg.data[split], { file: cfgPath, path: `data.${split}` }, cfg.data.num_workers ?? 0,
     argv['strict-data'] ? { on_bad_sample: 'error' } : {});
   // The full checkpoint replaces the backbone's pretrained weights, so don't read those.
-  const model = await buildValidatedModel(modelBlock, { file: cfgPath, log: () => undefined, loadCheckpoint: false });
-  await loadCheckpoint(model, weights, { strict: true });
-  console.log(`loaded ${weights}`);
+  const built = await buildValidatedModel(modelBlock, { file: cfgPath, log: () => undefined, loadCheckpoint: false });
+  let model: Predictor = built;
+  if (onnx) {
+    // The config still says how to infer (test_cfg: whole/slide, TTA views) and how many classes.
+    if (!(built instanceof EncoderDecoder)) throw new Error(`--engine onnxruntime runs exported segmentors; ${modelBlock.type} is not one`);
+    model = await OnnxSegmentor.load(weights, built.numClasses, built.testCfg, { threads: argv.threads });
+    built.dispose();
+    console.log(`loaded ${weights} (onnxruntime)`);
+  } else {
+    await loadCheckpoint(built, weights, { strict: true });
+    console.log(`loaded ${weights}`);
+  }
 
   const evaluator = buildEvaluator(cfg.val_evaluator, { task: model.task, dataset, numClasses: model.numClasses, file: cfgPath });
   const writers = await buildPredictionWriters({ task: model.task, dataset, numClasses: model.numClasses, out: argv.out, showDir: argv['show-dir'],
@@ -85,7 +105,7 @@ await runCli(async () => {
   });
   const skipped = result.skipped ? `; skipped ${result.skipped} of ${dataset.length} samples (first: ${result.firstSkipped}), not scored` : '';
   console.log(`evaluated ${result.evaluated} of ${dataset.length} images of data.${split}${skipped} in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
-    ` (${evaluator.type}${argv['aug-test'] ? ', aug-test' : ''})`);
+    ` (${evaluator.type}${argv['aug-test'] ? ', aug-test' : ''}${onnx ? ', onnxruntime' : ''})`);
   console.log(result.report);
   if (argv['metrics-out']) {
     await mkdir(path.dirname(path.resolve(argv['metrics-out'])), { recursive: true });
@@ -96,4 +116,5 @@ await runCli(async () => {
   }
   for (const w of writers) console.log(await w.finish());
   await dataset.close?.();
+  if (model instanceof OnnxSegmentor) await model.dispose();
 });

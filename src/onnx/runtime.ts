@@ -1,0 +1,117 @@
+/**
+ * The onnxruntime engine: exported models run in onnxruntime-node (an optional dependency), with
+ * the rest of inference (slide windows, test-time augmentation, resizing to the original image,
+ * argmax) shared with the tfjs segmentors (models/seg_inference.ts), so both engines score alike.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Batch } from '../datasets/collate.ts';
+import type { ModelPredictOptions, Predictor } from '../models/model.ts';
+import { predictSegmentation, type SegTestCfg } from '../models/seg_inference.ts';
+import type { Prediction } from '../structures/prediction.ts';
+import { resizeBilinear } from '../ops/resize.ts';
+
+/** The parts of onnxruntime-node we use. */
+export type Ort = typeof import('onnxruntime-node');
+export type OrtSession = import('onnxruntime-node').InferenceSession;
+
+let ort: Ort | null = null;
+
+/** onnxruntime-node, or an error saying how to install it. */
+export async function loadOnnxRuntime(): Promise<Ort> {
+  if (ort) return ort;
+  try {
+    ort = (await import('onnxruntime-node')) as Ort;
+  } catch (e) {
+    throw new Error('the onnxruntime engine needs the optional package onnxruntime-node, which is not installed: ' +
+      `npm install onnxruntime-node (CPU binaries included; .npmrc skips the CUDA download) (${(e as Error).message.split('\n')[0]})`);
+  }
+  return ort;
+}
+
+/** Session options: all graph optimisations, `threads` intra-op threads (default: onnxruntime's choice). */
+export async function createSession(model: string | Uint8Array, opts: { threads?: number } = {}): Promise<OrtSession> {
+  const rt = await loadOnnxRuntime();
+  try {
+    return await rt.InferenceSession.create(model as string, {
+      graphOptimizationLevel: 'all',
+      ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
+    });
+  } catch (e) {
+    throw new Error(`cannot load ONNX model ${typeof model === 'string' ? model : '(bytes)'}: ${(e as Error).message}`);
+  }
+}
+
+/** NHWC `[N, H, W, C]` float32 → NCHW bytes and dims. */
+export function toNchw(x: tf.Tensor4D): { data: Float32Array; dims: number[] } {
+  const t = tf.transpose(x, [0, 3, 1, 2]);
+  try {
+    return { data: t.dataSync() as Float32Array, dims: t.shape };
+  } finally {
+    t.dispose();
+  }
+}
+
+/** One run of `session` on NCHW `data`; returns its first output as NHWC `[N, h, w, K]`. */
+export async function runNchwToNhwc(session: OrtSession, data: Float32Array, dims: number[]): Promise<tf.Tensor4D> {
+  const rt = await loadOnnxRuntime();
+  const feeds = { [session.inputNames[0]]: new rt.Tensor('float32', data, dims) };
+  const out = (await session.run(feeds))[session.outputNames[0]];
+  const [n, k, h, w] = out.dims as number[];
+  const nchw = tf.tensor4d(out.data as Float32Array, [n, k, h, w]);
+  try {
+    return tf.transpose(nchw, [0, 2, 3, 1]);
+  } finally {
+    nchw.dispose();
+    out.dispose();
+  }
+}
+
+/**
+ * An exported UperNet segmentor in onnxruntime, as a {@link Predictor} for `evaluateModel`: the
+ * config's `test_cfg` (whole/slide, TTA views) applies as with the tfjs model. A model exported
+ * with `--no-resize` (logits at stride 4) is resized to the input here, as `encode_decode` does.
+ */
+export class OnnxSegmentor implements Predictor {
+  readonly task = 'segmentation' as const;
+  readonly training = false;
+
+  constructor(readonly session: OrtSession, readonly numClasses: number, readonly testCfg: SegTestCfg) {}
+
+  /** Loads `file` and checks its output has `numClasses` channels when the file says. */
+  static async load(file: string, numClasses: number, testCfg: SegTestCfg, opts: { threads?: number } = {}): Promise<OnnxSegmentor> {
+    const session = await createSession(file, opts);
+    const meta = session.outputMetadata[0] as { shape?: (number | string)[] } | undefined;
+    const k = meta?.shape?.[1];
+    if (typeof k === 'number' && k !== numClasses) throw new Error(`${file}: the model predicts ${k} classes, the config ${numClasses}`);
+    return new OnnxSegmentor(session, numClasses, testCfg);
+  }
+
+  train(): this {
+    return this;
+  }
+
+  eval(): this {
+    return this;
+  }
+
+  /** Logits `[N, h, w, K]` at the input's size. */
+  private async encodeDecode(imgs: tf.Tensor4D): Promise<tf.Tensor4D> {
+    const { data, dims } = toNchw(imgs);
+    const logits = await runNchwToNhwc(this.session, data, dims);
+    const [, h, w] = imgs.shape;
+    if (logits.shape[1] === h && logits.shape[2] === w) return logits;
+    try {
+      return resizeBilinear(logits, [h, w]);
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  predict(batch: Batch, opts: ModelPredictOptions = {}): Promise<Prediction[]> {
+    return predictSegmentation((x) => this.encodeDecode(x), batch.imgs, batch.metas, this.numClasses, this.testCfg, opts);
+  }
+
+  dispose(): Promise<void> {
+    return this.session.release();
+  }
+}
