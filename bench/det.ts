@@ -99,7 +99,7 @@ async function fullSizeRows(prefix: string, name: string, config: string): Promi
   if (wantInfer) {
     m.eval();
     let dets = 0;
-    report(`${prefix.toUpperCase()} inference ${argv.size} (100 dets)`, await timeRuns(() => { dets = m.predict(batch)[0].instances!.labels.length; }, argv.iters), `detections ${dets}`);
+    report(`${prefix.toUpperCase()} inference ${argv.size} (100 dets)`, await timeRuns(async () => { dets = (await m.predict(batch))[0].instances!.labels.length; }, argv.iters), `detections ${dets}`);
   }
   batch.dispose();
   m.dispose();

@@ -173,7 +173,7 @@ test('cascade overfits one image: the losses fall, box AP >= 0.9, tensor count f
   for (const k of keys.filter((k) => !/^s[12]\.loss_bbox$/.test(k))) assert.ok(last[k] < first[k], `${k} did not fall: ${first[k]} -> ${last[k]}`);
   const total = (r: Record<string, number>) => keys.reduce((a, k) => a + r[k], 0);
   assert.ok(total(last) < 0.5 * total(first), `total loss ${total(first)} -> ${total(last)}`);
-  const { mAP, leaked } = sceneBoxAP(m, batch);
+  const { mAP, leaked } = await sceneBoxAP(m, batch);
   assert.equal(leaked, 0, 'predict leaked tensors');
   assert.ok(mAP >= 0.9, `box AP on the overfitted image ${mAP}`);
   batch.dispose();

@@ -79,7 +79,7 @@ test('overfitting one image: every loss falls, box AP >= 0.9, tensor count flat'
   for (const k of ['loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox', 'loss_mask']) {
     assert.ok(last[k] < first[k], `${k} did not fall: ${first[k]} -> ${last[k]}`);
   }
-  const { mAP, leaked, pred } = sceneBoxAP(m, batch);
+  const { mAP, leaked, pred } = await sceneBoxAP(m, batch);
   assert.equal(leaked, 0, 'predict leaked tensors');
   assert.equal(pred.instances!.masks!.kind, 'bitmaps');
   assert.ok(mAP >= 0.9, `box AP on the overfitted image ${mAP}`);

@@ -228,14 +228,15 @@ test('overfit one batch (wasm): summed loss falls by >= 90%; tensor count flat o
   m.eval();
   const before = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) {
-    m.segment(batch.imgs, batch.metas);
-    m.segment(batch.imgs, batch.metas, { mode: 'slide', cropSize: [48, 48], stride: [32, 32] });
-    m.segment(batch.imgs, batch.metas, { flip: true, scales: [0.75, 1] });
-    tf.dispose(m.inferenceLogits(batch.imgs, batch.metas, { flip: true }));
+    await m.segment(batch.imgs, batch.metas);
+    await m.segment(batch.imgs, batch.metas, { mode: 'slide', cropSize: [48, 48], stride: [32, 32] });
+    await m.segment(batch.imgs, batch.metas, { flip: true, scales: [0.75, 1] });
+    tf.dispose(await m.inferenceLogits(batch.imgs, batch.metas, { flip: true }));
+    await m.predict(batch, { augTest: true });
     assert.equal(tf.memory().numTensors, before, `tensor count grows in inference (call ${i})`);
   }
   // The trained model segments its training batch.
-  const pred = m.segment(batch.imgs, batch.metas);
+  const pred = await m.segment(batch.imgs, batch.metas);
   const labels = batch.gtSegMaps!.dataSync();
   let ok = 0, n = 0;
   pred.forEach((p, b) => p.forEach((v, i) => { const l = labels[b * 4096 + i]; if (l !== 255) { n++; if (v === l) ok++; } }));
@@ -249,19 +250,24 @@ test('slide = whole when one crop covers the image; slide averaging matches a ma
   assert.ok(await tf.setBackend('cpu'));
   const m = buildModel().eval();
   const batch = syntheticBatch();
-  const whole = m.inferenceLogits(batch.imgs, batch.metas, { mode: 'whole' });
-  const slide = m.inferenceLogits(batch.imgs, batch.metas, { mode: 'slide', cropSize: [64, 64], stride: [32, 32] });
-  const big = m.inferenceLogits(batch.imgs, batch.metas, { mode: 'slide', cropSize: [96, 96], stride: [64, 64] });
+  const whole = await m.inferenceLogits(batch.imgs, batch.metas, { mode: 'whole' });
+  const slide = await m.inferenceLogits(batch.imgs, batch.metas, { mode: 'slide', cropSize: [64, 64], stride: [32, 32] });
+  const big = await m.inferenceLogits(batch.imgs, batch.metas, { mode: 'slide', cropSize: [96, 96], stride: [64, 64] });
   assert.deepEqual(whole[0].shape, [64, 64, K]);
   for (let i = 0; i < 2; i++) {
     assert.ok(maxAbs(whole[i], slide[i]) <= 1e-5, `slide vs whole ${maxAbs(whole[i], slide[i])}`);
     assert.ok(maxAbs(whole[i], big[i]) <= 1e-5);
   }
   tf.dispose([...whole, ...slide, ...big]);
+  // 64x48 input, crop [64, 32], stride [64, 16]: crops at x 0..32 and 16..48.
+  const x = tf.slice(batch.imgs, [0, 0, 0, 0], [2, 64, 48, 3]) as tf.Tensor4D;
+  const before = tf.memory().numTensors;
+  const got = await m.slideLogits(x, [64, 32], [64, 16]);
+  assert.equal(tf.memory().numTensors, before + 1, 'slideLogits leaves only its result');
+  // Border shift: 64 wide, crop 48, stride 32 → crops at 0 and 16 (shifted from 32).
+  const s = await m.slideLogits(batch.imgs, [48, 48], [32, 32]);
+  assert.deepEqual(s.shape, [2, 64, 64, K]);
   tf.tidy(() => {
-    // 64x48 input, crop [64, 32], stride [64, 16]: crops at x 0..32 and 16..48.
-    const x = tf.slice(batch.imgs, [0, 0, 0, 0], [2, 64, 48, 3]) as tf.Tensor4D;
-    const got = m.slideLogits(x, [64, 32], [64, 16]);
     const a = m.encodeDecode(tf.slice(x, [0, 0, 0, 0], [2, 64, 32, 3]) as tf.Tensor4D);
     const b = m.encodeDecode(tf.slice(x, [0, 0, 16, 0], [2, 64, 32, 3]) as tf.Tensor4D);
     const left = tf.slice(a, [0, 0, 0, 0], [2, 64, 16, K]);
@@ -269,10 +275,8 @@ test('slide = whole when one crop covers the image; slide averaging matches a ma
     const right = tf.slice(b, [0, 0, 16, 0], [2, 64, 16, K]);
     const ref = tf.concat([left, mid, right], 2);
     assert.ok(maxAbs(got, ref) <= 1e-5, `slide reference ${maxAbs(got, ref)}`);
-    // Border shift: 64 wide, crop 48, stride 32 → crops at 0 and 16 (shifted from 32).
-    const s = m.slideLogits(batch.imgs, [48, 48], [32, 32]);
-    assert.deepEqual(s.shape, [2, 64, 64, K]);
   });
+  tf.dispose([x, got, s]);
   batch.dispose();
   m.dispose();
 });
@@ -282,28 +286,32 @@ test('predict: padding cropped, resized to oriShape; flip TTA is mirror-symmetri
   const m = buildModel().eval();
   const batch = syntheticBatch();
   const metas: ImgMeta[] = batch.metas.map((mt) => ({ ...mt, imgShape: [48, 56], oriShape: [24, 28] }));
-  const pred = m.segment(batch.imgs, metas);
+  const pred = await m.segment(batch.imgs, metas);
   assert.equal(pred.length, 2);
   assert.equal(pred[0].length, 24 * 28);
   assert.ok(pred[0].every((v) => v >= 0 && v < K));
   // Logits of the padded-crop path equal a manual crop + resize of the whole logits.
+  const before = tf.memory().numTensors;
+  const [l0, l1] = await m.inferenceLogits(batch.imgs, metas);
+  assert.equal(tf.memory().numTensors, before + 2, 'inferenceLogits leaves only its results');
   tf.tidy(() => {
-    const [l0] = m.inferenceLogits(batch.imgs, metas);
     const full = m.encodeDecode(batch.imgs);
     const ref = resizeBilinear(tf.slice(full, [0, 0, 0, 0], [1, 48, 56, K]) as tf.Tensor4D, [24, 28]).squeeze([0]);
     assert.ok(maxAbs(l0, ref) <= 1e-5);
   });
+  tf.dispose([l0, l1]);
+  const mirrored = tf.reverse(batch.imgs, 2) as tf.Tensor4D;
+  const a = await m.inferenceLogits(batch.imgs, batch.metas, { flip: true });
+  const b = await m.inferenceLogits(mirrored, batch.metas, { flip: true });
+  const ms = await m.inferenceLogits(batch.imgs, batch.metas, { scales: [0.5, 1, 1.5], flip: true, mode: 'slide', cropSize: [64, 64], stride: [48, 48] });
   tf.tidy(() => {
-    const mirrored = tf.reverse(batch.imgs, 2) as tf.Tensor4D;
-    const a = m.inferenceLogits(batch.imgs, batch.metas, { flip: true });
-    const b = m.inferenceLogits(mirrored, batch.metas, { flip: true });
     assert.ok(maxAbs(a[0], tf.reverse(b[0], 1)) <= 1e-5, 'flip TTA not symmetric');
     const sumP = tf.sum(a[0], -1);
     assert.ok(maxAbs(sumP, tf.onesLike(sumP)) < 1e-5, 'TTA output is averaged probabilities');
-    const ms = m.inferenceLogits(batch.imgs, batch.metas, { scales: [0.5, 1, 1.5], flip: true, mode: 'slide', cropSize: [64, 64], stride: [48, 48] });
     assert.deepEqual(ms[1].shape, [64, 64, K]);
     assert.ok(Number.isFinite(tf.sum(ms[1]).dataSync()[0]));
   });
+  tf.dispose([mirrored, ...a, ...b, ...ms]);
   batch.dispose();
   m.dispose();
 });

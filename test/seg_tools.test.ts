@@ -82,7 +82,7 @@ test('evaluateModel + IoUMetric = predict + SegMetricAccumulator on the original
   for (let i = 0; i < ds.length; i++) {
     const s = (await ds.getSample(i, sampleRng(0, i)))!;
     const b = collate([s]);
-    const [pred] = model.segment(b.imgs, b.metas, { mode: 'whole' });
+    const [pred] = await model.segment(b.imgs, b.metas, { mode: 'whole' });
     b.dispose();
     const lab = await readLabelPng(ds.pairs[i].segPath!);
     assert.deepEqual([lab.height, lab.width], s.oriShape);

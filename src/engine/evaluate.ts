@@ -9,7 +9,7 @@ import type { Dataset } from '../datasets/dataset.ts';
 import { sampleRng } from '../datasets/loader.ts';
 import type { Sample } from '../datasets/transforms/types.ts';
 import type { EvalItem, EvalResult, Evaluator } from '../evaluation/evaluator.ts';
-import type { Model } from '../models/model.ts';
+import type { Predictor } from '../models/model.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import { faultPoint } from '../util/fault_points.ts';
 
@@ -36,7 +36,7 @@ export interface EvaluateResult extends EvalResult {
 }
 
 /** Runs `model` over every sample of `dataset` and returns the evaluator's metrics. */
-export async function evaluateModel(model: Model, dataset: Dataset, evaluator: Evaluator, opts: EvaluateOptions = {}): Promise<EvaluateResult> {
+export async function evaluateModel(model: Predictor, dataset: Dataset, evaluator: Evaluator, opts: EvaluateOptions = {}): Promise<EvaluateResult> {
   const batchSize = opts.batchSize ?? 1;
   if (!Number.isInteger(batchSize) || batchSize <= 0) throw new Error(`evaluateModel: batchSize must be a positive integer, got ${batchSize}`);
   const n = dataset.length;
@@ -67,7 +67,7 @@ export async function evaluateModel(model: Model, dataset: Dataset, evaluator: E
       const batch = collate(samples.map((it) => it.sample));
       let preds: Prediction[];
       try {
-        preds = model.predict(batch, { augTest: opts.augTest });
+        preds = await model.predict(batch, { augTest: opts.augTest });
       } finally {
         batch.dispose();
       }

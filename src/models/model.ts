@@ -25,9 +25,26 @@ export interface Model extends Module {
    * others (accuracies) are logged. Call inside `tf.variableGrads`; every other tensor is disposed.
    */
   loss(batch: Batch): Record<string, tf.Scalar>;
-  /** One {@link Prediction} per image of `batch`, at the image's original size; no tensor escapes. */
-  predict(batch: Batch, opts?: ModelPredictOptions): Prediction[];
+  /**
+   * One {@link Prediction} per image of `batch`, at the image's original size; no tensor escapes.
+   * Detectors answer synchronously, segmentors (whose forward may be an async engine) with a Promise:
+   * callers `await` it.
+   */
+  predict(batch: Batch, opts?: ModelPredictOptions): Prediction[] | Promise<Prediction[]>;
 }
+
+/**
+ * What evaluation needs of a model: `predict` plus the train/eval mode switch. A {@link Model}
+ * is one; so is a wrapper of an inference engine that is no {@link Module} (an onnxruntime session).
+ * `train`/`eval` are restated rather than picked: {@link Module}'s return `this`, which a `Pick`
+ * would fix to `Model`, so nothing but a Model could implement them.
+ */
+export type Predictor = Pick<Model, 'task' | 'numClasses' | 'training' | 'predict'> & {
+  /** Switch to training (`mode` true, the default) or inference mode; the result is not used. */
+  train(mode?: boolean): unknown;
+  /** Switch to inference mode; the result is not used. */
+  eval(): unknown;
+};
 
 /** Whether a `loss()` output is optimised (summed) rather than only logged. */
 export const isLossKey = (key: string): boolean => key.includes('loss');

@@ -10,6 +10,7 @@ import { CocoMetric } from '../../src/evaluation/coco_evaluator.ts';
 import type { Batch } from '../../src/datasets/collate.ts';
 import type { Model } from '../../src/models/model.ts';
 import type { Module } from '../../src/nn/module.ts';
+import type { Prediction } from '../../src/structures/prediction.ts';
 import { SCENE } from './det_batch.ts';
 
 export interface OverfitRun {
@@ -47,10 +48,10 @@ export function overfit(m: Model & Module, batch: Batch, iters = 160): OverfitRu
 }
 
 /** Box mAP of the model's prediction for the scene batch (`sceneBatch()`, labels 0/1) in eval mode, and whether predict leaked tensors. */
-export function sceneBoxAP(m: Model, batch: Batch): { mAP: number; leaked: number; pred: ReturnType<Model['predict']>[number] } {
+export async function sceneBoxAP(m: Model, batch: Batch): Promise<{ mAP: number; leaked: number; pred: Prediction }> {
   m.eval();
   const before = tf.memory().numTensors;
-  const [pred] = m.predict(batch);
+  const [pred] = await m.predict(batch);
   const leaked = tf.memory().numTensors - before;
   const gt = new COCO({
     images: [{ id: 1, width: 128, height: 128, file_name: 'scene.png' }],
