@@ -15,9 +15,12 @@ import type { Module } from '../nn/module.ts';
 import { EncoderDecoder } from '../models/encoder_decoder.ts';
 import { UPerHead } from '../heads/seg/uper_head.ts';
 import type { ConvModule } from '../nn/conv_module.ts';
+import { FPN } from '../necks/fpn.ts';
+import type { RPNHead } from '../heads/rpn/rpn_head.ts';
+import { MaskRCNN } from '../models/mask_rcnn.ts';
 import { OnnxGraph } from './graph.ts';
 import { encodeModel } from './proto.ts';
-import { adaptiveAvgPool, child, conv, convModule, gelu, layer, layerNormChannels, linear, resizeBilinear, spatialShape, weightOf, type EmitContext } from './layers.ts';
+import { adaptiveAvgPool, child, conv, convModule, gelu, layer, layerNormChannels, linear, resizeBilinear, resizeNearest, spatialShape, weightOf, type EmitContext } from './layers.ts';
 
 export const ONNX_OPSET = 17;
 /** Above this many weight bytes the initializers go to an external data file (protobuf's 2 GB cap, with room for the graph). */
@@ -86,6 +89,43 @@ function emitUPerHead(ctx: EmitContext, head: UPerHead, prefix: string, inputs: 
   return conv(ctx, head.convSeg, `${prefix}conv_seg`, feat);
 }
 
+/** MMDetection FPN: laterals, top-down nearest upsampling, output convs, extra levels (max-pool or convs). */
+function emitFPN(ctx: EmitContext, fpn: FPN, prefix: string, inputs: string[]): string[] {
+  const { g } = ctx;
+  const laterals = fpn.lateralConvs.items.map((m, i) => convModule(ctx, m, `${prefix}lateral_convs.${i}`, inputs[fpn.startLevel + i]));
+  const used = laterals.length;
+  for (let i = used - 1; i > 0; i--) {
+    const up = resizeNearest(ctx, laterals[i], spatialShape(ctx, laterals[i - 1], `${prefix}top_down.${i}`), `${prefix}top_down.${i}/upsample`);
+    laterals[i - 1] = g.node('Add', [laterals[i - 1], up], {}, `${prefix}top_down.${i}/add`)[0];
+  }
+  const outs = laterals.map((l, i) => convModule(ctx, fpn.fpnConvs.items[i], `${prefix}fpn_convs.${i}`, l));
+  if (!fpn.addExtraConvs) {
+    while (outs.length < fpn.numOuts) {
+      outs.push(g.node('MaxPool', [outs[outs.length - 1]], { kernel_shape: { ints: [1, 1] }, strides: { ints: [2, 2] } }, `${prefix}extra.${outs.length}`)[0]);
+    }
+    return outs;
+  }
+  const source = fpn.addExtraConvs === 'on_input' ? inputs[inputs.length - 1] : fpn.addExtraConvs === 'on_lateral' ? laterals[used - 1] : outs[used - 1];
+  for (let i = used; i < fpn.numOuts; i++) {
+    let x = i === used ? source : outs[outs.length - 1];
+    if (i > used && fpn.reluBeforeExtraConvs) x = g.node('Relu', [x], {}, `${prefix}fpn_convs.${i}/relu_in`)[0];
+    outs.push(convModule(ctx, fpn.fpnConvs.items[i], `${prefix}fpn_convs.${i}`, x));
+  }
+  return outs;
+}
+
+/** RPN head on every level: shared 3x3 conv + ReLU, objectness `[N, A, H, W]` and deltas `[N, 4A, H, W]`. */
+function emitRPNHead(ctx: EmitContext, head: RPNHead, prefix: string, feats: string[]): { cls: string[]; reg: string[] } {
+  const cls: string[] = [];
+  const reg: string[] = [];
+  feats.forEach((f, l) => {
+    const h = ctx.g.node('Relu', [conv(ctx, head.rpnConv, `${prefix}rpn_conv`, f)], {}, `${prefix}rpn_conv/relu.${l}`)[0];
+    cls.push(conv(ctx, head.rpnCls, `${prefix}rpn_cls`, h));
+    reg.push(conv(ctx, head.rpnReg, `${prefix}rpn_reg`, h));
+  });
+  return { cls, reg };
+}
+
 /** What to export. */
 export type OnnxExportKind =
   /** A Conv2Former: `stage{i+1}` outputs of its out indices, `[batch, dims[i], height/2^(i+2), width/2^(i+2)]`. */
@@ -93,7 +133,12 @@ export type OnnxExportKind =
   /** A Conv2Former with its ImageNet head: `logits` `[batch, classes]`. */
   | { kind: 'classifier' }
   /** An UperNet EncoderDecoder: `logits` `[batch, classes, height/4, width/4]`, or at the input size with `resize`. */
-  | { kind: 'segmentor'; resize: boolean };
+  | { kind: 'segmentor'; resize: boolean }
+  /**
+   * The dense part of a Mask R-CNN / Cascade Mask R-CNN: backbone, FPN and RPN head. Outputs per FPN
+   * level l: `feat{l}` `[batch, C, h_l, w_l]`, `rpn_cls{l}` `[batch, A, h_l, w_l]`, `rpn_reg{l}` `[batch, 4A, h_l, w_l]`.
+   */
+  | { kind: 'detector' };
 
 /** An exported model: its bytes and, above {@link EXTERNAL_DATA_THRESHOLD}, the external data chunks. */
 export interface OnnxExport {
@@ -126,6 +171,22 @@ export function exportOnnx(model: Module, what: OnnxExportKind, fileName: string
     g.output(logits, 'logits', ['batch', model.numClasses, div === 1 ? 'height' : 'height_4', div === 1 ? 'width' : 'width_4']);
     outputs.push('logits');
     name = 'upernet_conv2former';
+  } else if (what.kind === 'detector') {
+    if (!(model instanceof MaskRCNN)) throw new Error(`ONNX export: 'detector' needs a MaskRCNN or CascadeMaskRCNN, got ${model.constructor.name}`);
+    if (!(model.backbone instanceof Conv2Former)) throw new Error('ONNX export: only Conv2Former backbones are exported');
+    const { outs } = emitConv2Former(ctx, model.backbone, 'backbone.', x);
+    const feats = emitFPN(ctx, model.neck, 'neck.', outs);
+    const { cls, reg } = emitRPNHead(ctx, model.rpnHead, 'rpn_head.', feats);
+    const a = model.rpnHead.numAnchors;
+    const c = model.neck.outChannels;
+    feats.forEach((f, l) => {
+      const hw = [`height_l${l}`, `width_l${l}`];
+      g.output(f, `feat${l}`, ['batch', c, ...hw]);
+      g.output(cls[l], `rpn_cls${l}`, ['batch', a, ...hw]);
+      g.output(reg[l], `rpn_reg${l}`, ['batch', 4 * a, ...hw]);
+      outputs.push(`feat${l}`, `rpn_cls${l}`, `rpn_reg${l}`);
+    });
+    name = 'mask_rcnn_dense';
   } else {
     if (!(model instanceof Conv2Former)) throw new Error(`ONNX export: '${what.kind}' needs a Conv2Former, got ${model.constructor.name}`);
     const { outs, last } = emitConv2Former(ctx, model, '', x);

@@ -66,9 +66,16 @@ export class OnnxGraph {
     this.outputs.push(valueInfo(out, dims));
   }
 
-  /** A float32 initializer; `name` is kept when free (state-dict keys). Returns its name. */
+  /**
+   * A float32 initializer named `name` (a state-dict key); the same name and dims again (a module
+   * applied at several places, as the RPN head on each FPN level) reuse the first. Returns its name.
+   */
   weight(name: string, data: Float32Array, dims: readonly number[]): string {
+    const key = `w:${name}:${dims.join('x')}`;
+    const seen = this.constants.get(key);
+    if (seen) return seen;
     const n = this.claim(name);
+    this.constants.set(key, n);
     const bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
     this.inits.push({ name: n, dims: [...dims], dataType: DataType.FLOAT, bytes });
     return n;

@@ -146,3 +146,14 @@ export function adaptiveAvgPool(ctx: EmitContext, x: string, k: number, path: st
   };
   return pool(pool(x, 2), 3);
 }
+
+/** PyTorch `F.interpolate(x, size, mode='nearest')` to `hw`: `src = floor(dst * in / out)`. */
+export function resizeNearest(ctx: EmitContext, x: string, hw: string, path: string): string {
+  const { g } = ctx;
+  const shape = g.node('Shape', [x], {}, `${path}/in_shape`)[0];
+  const nc = g.node('Slice', [shape, g.int64([0]), g.int64([2])], {}, `${path}/nc`)[0];
+  const sizes = g.node('Concat', [nc, hw], { axis: int(0) }, `${path}/sizes`)[0];
+  return g.node('Resize', [x, '', '', sizes], {
+    mode: str('nearest'), coordinate_transformation_mode: str('asymmetric'), nearest_mode: str('floor'),
+  }, path)[0];
+}
