@@ -14,7 +14,9 @@
  *   npx tsx tools/export.ts --format onnx --config configs/upernet_c2f_shapes.yaml \
  *       --checkpoint work_dirs/upernet_c2f_shapes/latest --out seg.onnx [--no-resize]
  *       UperNet segmentor: `logits` [batch, K, height, width] (resized to the input as mmseg's
- *       encode_decode; --no-resize: at stride 4)
+ *       encode_decode; --no-resize: at stride 4). With a Mask R-CNN / Cascade Mask R-CNN config: the
+ *       dense part (backbone + FPN + RPN head; outputs feat{l}, rpn_cls{l}, rpn_reg{l} per FPN level)
+ *       and the RoI heads' weights in `<out stem>.roi_head.safetensors` for tools/test.ts --engine onnxruntime
  *
  * CHECKPOINT for --config: weights, a pointer JSON written by tools/train.ts, or such a pointer
  * without `.json` (as tools/test.ts).
@@ -32,7 +34,8 @@ import { resolveWeights } from '../src/engine/checkpointer.ts';
 import { writeFileAtomic } from '../src/io/atomic_write.ts';
 import { buildValidatedModel, validateModelConfig } from '../src/models/build.ts';
 import { loadCheckpoint, readCheckpointFile, saveSafetensors } from '../src/nn/checkpoint.ts';
-import { exportOnnx, writeOnnx, type OnnxExportKind } from '../src/onnx/export.ts';
+import { exportOnnx, roiWeightsOf, writeOnnx, type OnnxExportKind } from '../src/onnx/export.ts';
+import { writeSafetensors } from '../src/io/safetensors.ts';
 import { runCli } from './cli.ts';
 
 /** The `Normalize` step of a pipeline (mean/std in 0..255), if any. */
@@ -66,24 +69,32 @@ await runCli(async () => {
     const cfgPath = argv.config;
     const cfg = validateExperimentConfig(loadConfig(cfgPath, { openPaths: EXPERIMENT_OPEN_PATHS }), cfgPath);
     const model = await buildValidatedModel(validateModelConfig(cfg.model, cfgPath), { file: cfgPath, log: () => undefined, loadCheckpoint: false });
-    if (model.task !== 'segmentation') throw new Error(`${cfgPath}: the ONNX export of ${cfg.model.type} models is not implemented (segmentors only)`);
     const weights = await resolveWeights(argv.checkpoint);
     await loadCheckpoint(model, weights, { strict: true });
     model.eval();
-    const exp = exportOnnx(model, { kind: 'segmentor', resize: argv.resize }, argv.out);
+    const detector = model.task === 'detection';
+    const exp = exportOnnx(model, detector ? { kind: 'detector' } : { kind: 'segmentor', resize: argv.resize }, argv.out);
     await writeOnnx(exp, argv.out);
+    if (detector) {
+      // The RoI stages run in TypeScript (tools/test.ts --engine onnxruntime): their weights go beside the model.
+      const roi = new Map([...model.stateDict()].filter(([k]) => k.startsWith('roi_head.')));
+      await writeSafetensors(roiWeightsOf(argv.out), roi, { format: 'pt' });
+    }
     const split = cfg.data.test ? 'test' : 'val';
     const block = cfg.data[split] as { pipeline?: unknown };
     const ds = await buildDataset(cfg.data[split], { file: cfgPath, path: `data.${split}` }).catch(() => null);
     const info = {
-      model: 'UperNet + Conv2Former', config: path.basename(cfgPath), checkpoint: path.basename(weights),
+      model: detector ? `${cfg.model.type} dense part (backbone + FPN + RPN head)` : 'UperNet + Conv2Former', config: path.basename(cfgPath), checkpoint: path.basename(weights),
       input: { name: 'input', layout: 'NCHW float32 RGB', dims: ['batch', 3, 'height', 'width'], normalize: normalizeOf(block.pipeline) },
-      outputs: [{ name: 'logits', dims: ['batch', model.numClasses, argv.resize ? 'height' : 'height/4', argv.resize ? 'width' : 'width/4'] }],
+      outputs: detector ? exp.outputs.map((name) => ({ name }))
+        : [{ name: 'logits', dims: ['batch', model.numClasses, argv.resize ? 'height' : 'height/4', argv.resize ? 'width' : 'width/4'] }],
+      ...(detector ? { roi_head_weights: path.basename(roiWeightsOf(argv.out)) } : {}),
       classes: ds?.classes ?? null, palette: ds?.palette ?? null, opset: 17,
     };
     await ds?.close?.();
     await writeFileAtomic(sidecar, JSON.stringify(info, null, 2) + '\n');
-    console.log(`wrote ${argv.out} (${(exp.model.length / 2 ** 20).toFixed(1)} MiB${exp.externalName ? ` + ${exp.externalName}` : ''}) and ${sidecar}`);
+    console.log(`wrote ${argv.out} (${(exp.model.length / 2 ** 20).toFixed(1)} MiB${exp.externalName ? ` + ${exp.externalName}` : ''})` +
+      `${detector ? `, ${roiWeightsOf(argv.out)}` : ''} and ${sidecar}`);
     model.dispose();
     return;
   }

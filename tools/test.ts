@@ -22,9 +22,11 @@
  * Detection prints pycocotools' summary block per iou type (bbox, segm) and a per-category AP table.
  * - `--aug-test`: the test-time augmentation of `model.test_cfg.aug` (segmentors: flip + scales
  *   0.5..1.75 by default, softmax probabilities averaged).
- * - `--engine onnxruntime`: CHECKPOINT is a segmentor exported by `tools/export.ts --format onnx`, run
- *   in onnxruntime-node (optional dependency); slide/whole, TTA and the resizing back to the
- *   original size are shared with the tfjs engine. `--threads N` sets onnxruntime's threads.
+ * - `--engine onnxruntime`: CHECKPOINT is a model exported by `tools/export.ts --format onnx`, run in
+ *   onnxruntime-node (optional dependency). Segmentors: slide/whole, TTA and the resizing back to
+ *   the original size are shared with the tfjs engine. Detectors: the dense part (backbone, FPN,
+ *   RPN head) in onnxruntime, proposals and RoI heads here (`<stem>.roi_head.safetensors` beside the
+ *   .onnx). `--threads N` sets onnxruntime's threads.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -42,7 +44,9 @@ import { buildValidatedModel, validateModelConfig } from '../src/models/build.ts
 import { EncoderDecoder } from '../src/models/encoder_decoder.ts';
 import type { Predictor } from '../src/models/model.ts';
 import { loadCheckpoint } from '../src/nn/checkpoint.ts';
-import { OnnxSegmentor } from '../src/onnx/runtime.ts';
+import { MaskRCNN } from '../src/models/mask_rcnn.ts';
+import { roiWeightsOf } from '../src/onnx/export.ts';
+import { createSession, OnnxDetector, OnnxSegmentor } from '../src/onnx/runtime.ts';
 import { runCli } from './cli.ts';
 
 await runCli(async () => {
@@ -58,7 +62,7 @@ await runCli(async () => {
     .option('backend', { type: 'string', default: 'auto', describe: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu (auto honours C2F_BACKEND)' })
     .option('strict-data', { type: 'boolean', default: false, describe: 'a bad sample (unreadable image/label) is an error instead of being skipped' })
     .option('engine', { type: 'string', choices: ['tfjs', 'onnxruntime'], default: 'tfjs',
-      describe: 'tfjs: CHECKPOINT is trained weights; onnxruntime: CHECKPOINT is a segmentor exported by tools/export.ts --format onnx' })
+      describe: 'tfjs: CHECKPOINT is trained weights; onnxruntime: CHECKPOINT is a model exported by tools/export.ts --format onnx' })
     .option('threads', { type: 'number', describe: 'onnxruntime: intra-op threads (default: onnxruntime\'s choice)' })
     .demandCommand(2, 'give CONFIG and CHECKPOINT')
     .strict()
@@ -83,10 +87,22 @@ await runCli(async () => {
   let model: Predictor = built;
   if (onnx) {
     // The config still says how to infer (test_cfg: whole/slide, TTA views) and how many classes.
-    if (!(built instanceof EncoderDecoder)) throw new Error(`--engine onnxruntime runs exported segmentors; ${modelBlock.type} is not one`);
-    model = await OnnxSegmentor.load(weights, built.numClasses, built.testCfg, { threads: argv.threads });
-    built.dispose();
-    console.log(`loaded ${weights} (onnxruntime)`);
+    if (built instanceof MaskRCNN) {
+      // The dense part runs in onnxruntime, the RoI stages here with the weights exported beside it.
+      const roi = roiWeightsOf(weights);
+      const { missing } = await loadCheckpoint(built, roi, { strict: false });
+      const lacking = missing.filter((k) => k.startsWith('roi_head.'));
+      if (lacking.length) throw new Error(`${roi} lacks RoI head weights: ${lacking.slice(0, 3).join(', ')}`);
+      built.eval();
+      model = new OnnxDetector(await createSession(weights, { threads: argv.threads }), built);
+      console.log(`loaded ${weights} (onnxruntime) and ${roi}`);
+    } else if (built instanceof EncoderDecoder) {
+      model = await OnnxSegmentor.load(weights, built.numClasses, built.testCfg, { threads: argv.threads });
+      built.dispose();
+      console.log(`loaded ${weights} (onnxruntime)`);
+    } else {
+      throw new Error(`--engine onnxruntime: no ONNX form for ${modelBlock.type}`);
+    }
   } else {
     await loadCheckpoint(built, weights, { strict: true });
     console.log(`loaded ${weights}`);
@@ -116,5 +132,5 @@ await runCli(async () => {
   }
   for (const w of writers) console.log(await w.finish());
   await dataset.close?.();
-  if (model instanceof OnnxSegmentor) await model.dispose();
+  if (model instanceof OnnxSegmentor || model instanceof OnnxDetector) await model.dispose();
 });

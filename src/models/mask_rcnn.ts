@@ -9,12 +9,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Backbone } from '../backbone/backbone.ts';
-import type { Batch } from '../datasets/collate.ts';
+import type { Batch, ImgMeta } from '../datasets/collate.ts';
 import { Module } from '../nn/module.ts';
 import type { FPN } from '../necks/fpn.ts';
 import type { ProposalCfg, RcnnTestCfg } from '../heads/det_config.ts';
 import { groundTruthOf } from '../heads/ground_truth.ts';
-import type { RPNHead, RPNTrainCfg } from '../heads/rpn/rpn_head.ts';
+import type { RPNHead, RPNOutputs, RPNTrainCfg } from '../heads/rpn/rpn_head.ts';
 import type { RcnnTrainCfg, RoIHead } from '../heads/roi/standard_roi_head.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import type { Model, ModelPredictOptions, Task } from './model.ts';
@@ -85,14 +85,22 @@ export class MaskRCNN extends Module implements Model {
     // Refuse rather than silently run single-scale when asked for TTA.
     if (opts.augTest) throw new Error('MaskRCNN: test-time augmentation (--aug-test) is not implemented for detectors');
     const feats = tf.tidy(() => this.extractFeatures(batch.imgs));
+    const rpnOut = this.rpnHead.forward(feats);
     try {
-      const rpnOut = this.rpnHead.forward(feats);
-      const proposals = this.rpnHead.proposals(rpnOut, batch.metas, this.testCfg.rpn);
-      tf.dispose([...rpnOut.cls, ...rpnOut.reg]);
-      return this.roiHead.predict(feats, proposals, batch.metas, this.testCfg.rcnn).map((instances) => ({ instances }));
+      return this.predictFromDense(feats, rpnOut, batch.metas);
     } finally {
-      tf.dispose(feats);
+      tf.dispose([...feats, ...rpnOut.cls, ...rpnOut.reg]);
     }
+  }
+
+  /**
+   * The detector after its dense part (which may have run elsewhere, e.g. in onnxruntime): proposals
+   * from the RPN maps, then the RoI head, with `test_cfg`. Disposes none of its inputs.
+   * @param feats FPN levels `[N, H_l, W_l, C]`; @param rpnOut per-level objectness / deltas (NHWC).
+   */
+  predictFromDense(feats: tf.Tensor4D[], rpnOut: RPNOutputs, metas: ImgMeta[]): Prediction[] {
+    const proposals = this.rpnHead.proposals(rpnOut, metas, this.testCfg.rpn);
+    return this.roiHead.predict(feats, proposals, metas, this.testCfg.rcnn).map((instances) => ({ instances }));
   }
 }
 

@@ -214,6 +214,11 @@ export function exportOnnx(model: Module, what: OnnxExportKind, fileName: string
   return { model: encodeModel(proto), external: chunks, externalName, inputs: ['input'], outputs };
 }
 
+/** `det.onnx` → `det.roi_head.safetensors`: the RoI heads' weights of an exported detector. */
+export function roiWeightsOf(onnxFile: string): string {
+  return onnxFile.replace(/\.onnx$/, '') + '.roi_head.safetensors';
+}
+
 /** Writes an export: the model atomically, and its external data file (first) when there is one. */
 export async function writeOnnx(exp: OnnxExport, file: string): Promise<void> {
   if (exp.externalName) await writeFileAtomic(`${file}.data`, exp.external);

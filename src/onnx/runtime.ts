@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../datasets/collate.ts';
 import type { ModelPredictOptions, Predictor } from '../models/model.ts';
 import { predictSegmentation, type SegTestCfg } from '../models/seg_inference.ts';
+import type { MaskRCNN } from '../models/mask_rcnn.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import { resizeBilinear } from '../ops/resize.ts';
 
@@ -112,6 +113,62 @@ export class OnnxSegmentor implements Predictor {
   }
 
   dispose(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+/**
+ * An exported detector's dense part (backbone + FPN + RPN head) in onnxruntime, and its RoI stages
+ * (proposals, box/mask heads, cascade stages) in TypeScript: `model` is the config's detector with
+ * its RoI head weights loaded (tools/export.ts writes them beside the .onnx).
+ */
+export class OnnxDetector implements Predictor {
+  readonly task = 'detection' as const;
+  readonly training = false;
+
+  constructor(readonly session: OrtSession, readonly model: MaskRCNN) {}
+
+  get numClasses(): number {
+    return this.model.numClasses;
+  }
+
+  train(): this {
+    return this;
+  }
+
+  eval(): this {
+    return this;
+  }
+
+  async predict(batch: Batch, opts: ModelPredictOptions = {}): Promise<Prediction[]> {
+    if (opts.augTest) throw new Error('detectors: test-time augmentation (--aug-test) is not implemented');
+    const rt = await loadOnnxRuntime();
+    const { data, dims } = toNchw(batch.imgs);
+    const out = await this.session.run({ [this.session.inputNames[0]]: new rt.Tensor('float32', data, dims) });
+    const levels = this.session.outputNames.filter((n) => n.startsWith('feat')).length;
+    const nhwc = (name: string): tf.Tensor4D => {
+      const t = out[name];
+      if (!t) throw new Error(`the ONNX detector has no output '${name}' (export it with tools/export.ts --format onnx)`);
+      const nchw = tf.tensor4d(t.data as Float32Array, t.dims as [number, number, number, number]);
+      try {
+        return tf.transpose(nchw, [0, 2, 3, 1]);
+      } finally {
+        nchw.dispose();
+        t.dispose();
+      }
+    };
+    const range = Array.from({ length: levels }, (_, l) => l);
+    const feats = range.map((l) => nhwc(`feat${l}`));
+    const rpnOut = { cls: range.map((l) => nhwc(`rpn_cls${l}`)), reg: range.map((l) => nhwc(`rpn_reg${l}`)) };
+    try {
+      return this.model.predictFromDense(feats, rpnOut, batch.metas);
+    } finally {
+      tf.dispose([...feats, ...rpnOut.cls, ...rpnOut.reg]);
+    }
+  }
+
+  dispose(): Promise<void> {
+    this.model.dispose();
     return this.session.release();
   }
 }
