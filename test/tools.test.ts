@@ -57,6 +57,25 @@ test('classify prints the top-5 classes; a bad image is a clear error', async ()
   assert.match(bad.stderr, /^error: cannot read image .*missing\.jpg/m);
 });
 
+test('export --format onnx --with-head → classify --engine onnxruntime prints the tfjs engine\'s top-5', async () => {
+  const img = path.join(tmp, 'img2.png');
+  await sharp({ create: { width: 260, height: 300, channels: 3, background: { r: 20, g: 160, b: 90 } } }).png().toFile(img);
+  const onnx = path.join(tmp, 'tiny_cls.onnx');
+  const ex = run('export.ts', ['--format', 'onnx', '--with-head', '--checkpoint', TINY_CKPT, '--out', onnx]);
+  assert.equal(ex.code, 0, ex.stderr);
+  assert.match(ex.stdout, /outputs logits/);
+  const classes = (out: string) => out.trim().split('\n').slice(1).map((l) => l.replace(/^\s*[\d.]+%/, '').trim());
+  const probs = (out: string) => out.trim().split('\n').slice(1).map((l) => Number(/([\d.]+)%/.exec(l)![1]));
+  const tfjs = run('classify.ts', ['--checkpoint', TINY_CKPT, img]);
+  const ort = run('classify.ts', ['--engine', 'onnxruntime', '--checkpoint', onnx, img]);
+  assert.equal(ort.code, 0, ort.stderr);
+  assert.deepEqual(classes(ort.stdout), classes(tfjs.stdout));
+  probs(ort.stdout).forEach((p, i) => assert.ok(Math.abs(p - probs(tfjs.stdout)[i]) <= 0.011, `top-${i + 1}: ${p}% vs ${probs(tfjs.stdout)[i]}%`));
+  const bad = run('classify.ts', ['--engine', 'onnxruntime', '--checkpoint', TINY_CKPT, img]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--checkpoint must be an exported classifier \.onnx/);
+});
+
 test('demo: the training loop runs and its tensor count stays flat', () => {
   const workDir = path.join(tmp, 'demo');
   const r = run('demo.ts', ['--iters', '6', '--batch', '2', '--size', '32', '--warmup', '2', '--log-interval', '1', '--eval-interval', '100', '--work-dir', workDir]);

@@ -3,6 +3,8 @@
  * work: resize shorter side to 256, centre-crop 224, ImageNet mean/std.
  *
  *   npx tsx tools/classify.ts --variant n --checkpoint conv2former_n.pth cat.jpg dog.png
+ *   npx tsx tools/classify.ts --engine onnxruntime --checkpoint c2f_n_cls.onnx cat.jpg
+ *       (a classifier exported by tools/export.ts --format onnx --with-head)
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -13,6 +15,7 @@ import { assertVariant, inferConv2FormerConfig } from '../src/backbone/conv2form
 import { IMAGENET_CLASSES } from '../src/datasets/imagenet_classes.ts';
 import { loadClassificationInput } from '../src/datasets/imagenet_preprocess.ts';
 import { readCheckpointFile } from '../src/nn/checkpoint.ts';
+import { createSession, loadOnnxRuntime, toNchw } from '../src/onnx/runtime.ts';
 import { runCli } from './cli.ts';
 
 await runCli(async () => {
@@ -23,10 +26,30 @@ await runCli(async () => {
     .option('key', { type: 'string', describe: 'checkpoint entry holding the weights' })
     .option('top', { type: 'number', default: 5 })
     .option('backend', { type: 'string', default: 'auto' })
+    .option('engine', { type: 'string', choices: ['tfjs', 'onnxruntime'], default: 'tfjs', describe: 'onnxruntime: --checkpoint is an exported classifier .onnx' })
+    .option('threads', { type: 'number', describe: 'onnxruntime: intra-op threads' })
     .demandCommand(1, 'give at least one image')
     .strict()
     .parse();
   await initBackend(argv.backend);
+  const print = (image: string, probs: ArrayLike<number>) => {
+    const top = [...Array.from(probs).keys()].sort((a, b) => probs[b] - probs[a]).slice(0, argv.top);
+    console.log(image);
+    for (const i of top) console.log(`  ${(probs[i] * 100).toFixed(2).padStart(6)}%  ${String(i).padStart(4)}  ${IMAGENET_CLASSES[i] ?? `class ${i}`}`);
+  };
+  if (argv.engine === 'onnxruntime') {
+    if (!argv.checkpoint.endsWith('.onnx')) throw new Error(`--engine onnxruntime: --checkpoint must be an exported classifier .onnx (tools/export.ts --format onnx --with-head), got ${argv.checkpoint}`);
+    const session = await createSession(argv.checkpoint, { threads: argv.threads });
+    const ort = await loadOnnxRuntime();
+    for (const image of argv._.map(String)) {
+      const input = await loadClassificationInput(image);
+      const { data, dims } = toNchw(tf.tensor(input.data, input.shape) as tf.Tensor4D);
+      const out = (await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', data, dims) }))[session.outputNames[0]];
+      print(image, tf.tidy(() => tf.softmax(tf.tensor2d(out.data as Float32Array, out.dims as [number, number])).dataSync()));
+    }
+    await session.release();
+    return;
+  }
   const dict = await readCheckpointFile(argv.checkpoint, { key: argv.key });
   const cfg = inferConv2FormerConfig(dict, argv.checkpoint);
   if (argv.variant) assertVariant(cfg, argv.variant as Conv2FormerVariant, argv.checkpoint);
@@ -41,10 +64,7 @@ await runCli(async () => {
   model.eval();
   for (const image of argv._.map(String)) {
     const input = await loadClassificationInput(image);
-    const probs = tf.tidy(() => tf.softmax(model.forwardLogits(tf.tensor(input.data, input.shape) as tf.Tensor4D)).dataSync());
-    const top = [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, argv.top);
-    console.log(image);
-    for (const i of top) console.log(`  ${(probs[i] * 100).toFixed(2).padStart(6)}%  ${String(i).padStart(4)}  ${IMAGENET_CLASSES[i] ?? `class ${i}`}`);
+    print(image, tf.tidy(() => tf.softmax(model.forwardLogits(tf.tensor(input.data, input.shape) as tf.Tensor4D)).dataSync()));
   }
   model.dispose();
 });
