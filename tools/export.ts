@@ -21,6 +21,7 @@
  * CHECKPOINT for --config: weights, a pointer JSON written by tools/train.ts, or such a pointer
  * without `.json` (as tools/test.ts).
  */
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -37,6 +38,13 @@ import { loadCheckpoint, readCheckpointFile, saveSafetensors } from '../src/nn/c
 import { exportOnnx, roiWeightsOf, writeOnnx, type OnnxExportKind } from '../src/onnx/export.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import { runCli } from './cli.ts';
+
+/** The test pipeline's keep-ratio `Resize` (what a user must do before the model), if any. */
+function resizeOf(pipeline: unknown): { scale: unknown; keep_ratio: boolean } | null {
+  if (!Array.isArray(pipeline)) return null;
+  const step = pipeline.find((s) => (s as { type?: string })?.type === 'Resize') as { scale?: unknown; keep_ratio?: boolean } | undefined;
+  return step?.scale !== undefined ? { scale: step.scale, keep_ratio: step.keep_ratio ?? true } : null;
+}
 
 /** The `Normalize` step of a pipeline (mean/std in 0..255), if any. */
 function normalizeOf(pipeline: unknown): { mean: number[]; std: number[] } | null {
@@ -63,6 +71,7 @@ await runCli(async () => {
   if (!argv.out.endsWith(ext)) throw new Error(`--out must end with ${ext} for --format ${argv.format}, got ${argv.out}`);
   if (argv.config && argv.format !== 'onnx') throw new Error('--config is for --format onnx (the safetensors export takes an official backbone checkpoint)');
   await initBackend(argv.backend);
+  await mkdir(path.dirname(path.resolve(argv.out)), { recursive: true });
   const sidecar = argv.out.replace(/\.(safetensors|onnx)$/, '.json');
 
   if (argv.config) {
@@ -85,7 +94,7 @@ await runCli(async () => {
     const ds = await buildDataset(cfg.data[split], { file: cfgPath, path: `data.${split}` }).catch(() => null);
     const info = {
       model: detector ? `${cfg.model.type} dense part (backbone + FPN + RPN head)` : 'UperNet + Conv2Former', config: path.basename(cfgPath), checkpoint: path.basename(weights),
-      input: { name: 'input', layout: 'NCHW float32 RGB', dims: ['batch', 3, 'height', 'width'], normalize: normalizeOf(block.pipeline) },
+      input: { name: 'input', layout: 'NCHW float32 RGB', dims: ['batch', 3, 'height', 'width'], resize: resizeOf(block.pipeline), normalize: normalizeOf(block.pipeline) },
       outputs: detector ? exp.outputs.map((name) => ({ name }))
         : [{ name: 'logits', dims: ['batch', model.numClasses, argv.resize ? 'height' : 'height/4', argv.resize ? 'width' : 'width/4'] }],
       ...(detector ? { roi_head_weights: path.basename(roiWeightsOf(argv.out)) } : {}),
