@@ -33,9 +33,9 @@ const argv = await yargs(hideBin(process.argv))
 
 const rows: [string, number][] = [];
 const report = (name: string, runs: number[]) => {
-  const s = median(runs) / 1000;
+  const s = median(runs);
   rows.push([name, s]);
-  console.log(`${name.padEnd(52)} ${s.toFixed(4)} s`);
+  console.log(`${name.padEnd(56)} ${s.toFixed(3)} s`);
 };
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-bench-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
