@@ -23,6 +23,8 @@ export { DataLoader, type DataLoaderOptions } from './datasets/loader.ts';
 export { skipSummary, type Dataset } from './datasets/dataset.ts';
 export { checkDataset } from './datasets/check.ts';
 export { acquireWorkDirLock, type WorkDirLock } from './engine/work_dir_lock.ts';
+export { exportOnnx, writeOnnx, type OnnxExport, type OnnxExportKind } from './onnx/export.ts';
+export { OnnxDetector, OnnxSegmentor, createSession, loadOnnxRuntime } from './onnx/runtime.ts';
 export type { RawTensor, TensorDict } from './io/tensor_data.ts';
 export { COCO, COCOeval, mask } from './coco/index.ts';
 export { SegMetricAccumulator, intersectAndUnion, type SegMetrics } from './evaluation/index.ts';
