@@ -1,8 +1,8 @@
 /**
  * ONNX export: onnxruntime (graph optimisations on) computes what the tfjs model computes, within
  * 1e-4 relative, for the backbone (stage outputs and ImageNet logits) and the UperNet segmentor, on
- * the official tiny fixture and on Conv2Former-T / UperNet-T at 224 and at a non-square size; the
- * files load back with their dynamic dims; external data; test.ts --engine onnxruntime.
+ * the official tiny fixture and on Conv2Former-T / UperNet-T at 224 and at a non-square size, and
+ * the detectors' dense part; the files load back with their dynamic dims; external data.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,7 @@ import { createConv2Former, type Conv2Former } from '../src/backbone/conv2former
 import { EXPERIMENT_OPEN_PATHS, loadConfig, validateExperimentConfig } from '../src/config/index.ts';
 import { buildValidatedModel, validateModelConfig } from '../src/models/build.ts';
 import type { EncoderDecoder } from '../src/models/encoder_decoder.ts';
+import type { MaskRCNN } from '../src/models/mask_rcnn.ts';
 import { loadCheckpoint } from '../src/nn/checkpoint.ts';
 import type { Module } from '../src/nn/module.ts';
 import { Rng } from '../src/nn/random.ts';
@@ -132,6 +133,22 @@ test('UperNet segmentors: shapes (logits at 1/4 and at the input size) and UperN
   t.eval();
   await checkParity('upernet_t', t, { kind: 'segmentor', resize: true }, (x) => [t.encodeDecode(x)], [[224, 224], [160, 224]]);
   t.dispose();
+});
+
+test('detector dense part (backbone + FPN + RPN head) of the shapes Mask R-CNN and Cascade Mask R-CNN', opts, async () => {
+  await ready;
+  for (const name of ['maskrcnn_c2f_shapes', 'cascade_maskrcnn_c2f_shapes']) {
+    const m = await segmentor(path.join(ROOT, `configs/${name}.yaml`)) as unknown as MaskRCNN;
+    randomize(m, 5);
+    m.eval();
+    const reference = (x: tf.Tensor4D): tf.Tensor[] => {
+      const feats = m.extractFeatures(x);
+      const rpn = m.rpnHead.forward(feats);
+      return feats.flatMap((f, l) => [f, rpn.cls[l], rpn.reg[l]]);
+    };
+    await checkParity(name, m, { kind: 'detector' }, reference, [[96, 128], [100, 70]]);
+    m.dispose();
+  }
 });
 
 test('the exported file loads back: opset, dynamic dims, PyTorch-path names, LayerNormalization; external data', opts, async () => {

@@ -12,7 +12,7 @@ import { ConvModule } from '../nn/conv_module.ts';
 import { Linear } from '../nn/linear.ts';
 import type { Module } from '../nn/module.ts';
 import type { TensorDict } from '../io/tensor_data.ts';
-import { float, int, ints, str, type OnnxGraph } from './graph.ts';
+import { float, int, ints, str, type Attr, type OnnxGraph } from './graph.ts';
 
 /** The graph being built and the weights it reads. */
 export interface EmitContext {
@@ -110,15 +110,18 @@ export function spatialShape(ctx: EmitContext, x: string, path: string): string 
   return g.node('Slice', [shape, g.int64([2]), g.int64([4])], {}, `${path}/hw`)[0];
 }
 
-/** Bilinear resize of NCHW `x` to `hw` (int64 `[H, W]`), PyTorch `align_corners=False`. */
-export function resizeBilinear(ctx: EmitContext, x: string, hw: string, path: string): string {
+/** `Resize` of NCHW `x` to `hw` (int64 `[H, W]`; N and C kept) with `attrs`. */
+function resizeTo(ctx: EmitContext, x: string, hw: string, path: string, attrs: Record<string, Attr>): string {
   const { g } = ctx;
   const shape = g.node('Shape', [x], {}, `${path}/in_shape`)[0];
   const nc = g.node('Slice', [shape, g.int64([0]), g.int64([2])], {}, `${path}/nc`)[0];
   const sizes = g.node('Concat', [nc, hw], { axis: int(0) }, `${path}/sizes`)[0];
-  return g.node('Resize', [x, '', '', sizes], {
-    mode: str('linear'), coordinate_transformation_mode: str('half_pixel'), nearest_mode: str('floor'),
-  }, path)[0];
+  return g.node('Resize', [x, '', '', sizes], attrs, path)[0];
+}
+
+/** Bilinear resize of NCHW `x` to `hw` (int64 `[H, W]`), PyTorch `align_corners=False`. */
+export function resizeBilinear(ctx: EmitContext, x: string, hw: string, path: string): string {
+  return resizeTo(ctx, x, hw, path, { mode: str('linear'), coordinate_transformation_mode: str('half_pixel') });
 }
 
 /**
@@ -149,11 +152,5 @@ export function adaptiveAvgPool(ctx: EmitContext, x: string, k: number, path: st
 
 /** PyTorch `F.interpolate(x, size, mode='nearest')` to `hw`: `src = floor(dst * in / out)`. */
 export function resizeNearest(ctx: EmitContext, x: string, hw: string, path: string): string {
-  const { g } = ctx;
-  const shape = g.node('Shape', [x], {}, `${path}/in_shape`)[0];
-  const nc = g.node('Slice', [shape, g.int64([0]), g.int64([2])], {}, `${path}/nc`)[0];
-  const sizes = g.node('Concat', [nc, hw], { axis: int(0) }, `${path}/sizes`)[0];
-  return g.node('Resize', [x, '', '', sizes], {
-    mode: str('nearest'), coordinate_transformation_mode: str('asymmetric'), nearest_mode: str('floor'),
-  }, path)[0];
+  return resizeTo(ctx, x, hw, path, { mode: str('nearest'), coordinate_transformation_mode: str('asymmetric'), nearest_mode: str('floor') });
 }
