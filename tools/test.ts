@@ -41,12 +41,9 @@ import { buildEvaluator } from '../src/evaluation/build.ts';
 import { buildPredictionWriters } from '../src/evaluation/prediction_writers.ts';
 import { writeFileAtomic } from '../src/io/atomic_write.ts';
 import { buildValidatedModel, validateModelConfig } from '../src/models/build.ts';
-import { EncoderDecoder } from '../src/models/encoder_decoder.ts';
 import type { Predictor } from '../src/models/model.ts';
 import { loadCheckpoint } from '../src/nn/checkpoint.ts';
-import { MaskRCNN } from '../src/models/mask_rcnn.ts';
-import { roiWeightsOf } from '../src/onnx/export.ts';
-import { createSession, OnnxDetector, OnnxSegmentor } from '../src/onnx/runtime.ts';
+import { onnxPredictor } from '../src/onnx/runtime.ts';
 import { runCli } from './cli.ts';
 
 await runCli(async () => {
@@ -85,24 +82,12 @@ await runCli(async () => {
   // The full checkpoint replaces the backbone's pretrained weights, so don't read those.
   const built = await buildValidatedModel(modelBlock, { file: cfgPath, log: () => undefined, loadCheckpoint: false });
   let model: Predictor = built;
+  let release = async (): Promise<void> => undefined;
   if (onnx) {
-    // The config still says how to infer (test_cfg: whole/slide, TTA views) and how many classes.
-    if (built instanceof MaskRCNN) {
-      // The dense part runs in onnxruntime, the RoI stages here with the weights exported beside it.
-      const roi = roiWeightsOf(weights);
-      const { missing } = await loadCheckpoint(built, roi, { strict: false });
-      const lacking = missing.filter((k) => k.startsWith('roi_head.'));
-      if (lacking.length) throw new Error(`${roi} lacks RoI head weights: ${lacking.slice(0, 3).join(', ')}`);
-      built.eval();
-      model = new OnnxDetector(await createSession(weights, { threads: argv.threads }), built);
-      console.log(`loaded ${weights} (onnxruntime) and ${roi}`);
-    } else if (built instanceof EncoderDecoder) {
-      model = await OnnxSegmentor.load(weights, built.numClasses, built.testCfg, { threads: argv.threads });
-      built.dispose();
-      console.log(`loaded ${weights} (onnxruntime)`);
-    } else {
-      throw new Error(`--engine onnxruntime: no ONNX form for ${modelBlock.type}`);
-    }
+    // The config still says how to infer (test_cfg) and how many classes; the engine runs the export.
+    const predictor = await onnxPredictor(weights, built, { threads: argv.threads, log: (l) => console.log(l) });
+    model = predictor;
+    release = () => predictor.dispose();
   } else {
     await loadCheckpoint(built, weights, { strict: true });
     console.log(`loaded ${weights}`);
@@ -132,5 +117,5 @@ await runCli(async () => {
   }
   for (const w of writers) console.log(await w.finish());
   await dataset.close?.();
-  if (model instanceof OnnxSegmentor || model instanceof OnnxDetector) await model.dispose();
+  await release();
 });

@@ -7,7 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../datasets/collate.ts';
 import type { ModelPredictOptions, Predictor } from '../models/model.ts';
 import { predictSegmentation, type SegTestCfg } from '../models/seg_inference.ts';
-import type { MaskRCNN } from '../models/mask_rcnn.ts';
+import { EncoderDecoder } from '../models/encoder_decoder.ts';
+import { MaskRCNN } from '../models/mask_rcnn.ts';
+import type { Model } from '../models/model.ts';
+import { loadCheckpoint } from '../nn/checkpoint.ts';
+import { roiWeightsOf } from './export.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import { resizeBilinear } from '../ops/resize.ts';
 
@@ -171,4 +175,30 @@ export class OnnxDetector implements Predictor {
     this.model.dispose();
     return this.session.release();
   }
+}
+
+/**
+ * The onnxruntime predictor for an exported `file` of the config's `model` (built, weights not
+ * needed): segmentors run wholly in onnxruntime (the tfjs model is disposed), detectors keep their
+ * RoI heads here, loaded from `<stem>.roi_head.safetensors` beside the export. Call `dispose()` when done.
+ */
+export async function onnxPredictor(file: string, model: Model, opts: { threads?: number; log?: (line: string) => void } = {}): Promise<Predictor & { dispose(): Promise<void> }> {
+  const log = opts.log ?? (() => undefined);
+  if (model instanceof MaskRCNN) {
+    const roi = roiWeightsOf(file);
+    const { missing } = await loadCheckpoint(model, roi, { strict: false });
+    const lacking = missing.filter((k) => k.startsWith('roi_head.'));
+    if (lacking.length) throw new Error(`${roi} lacks RoI head weights: ${lacking.slice(0, 3).join(', ')}`);
+    model.eval();
+    const predictor = new OnnxDetector(await createSession(file, { threads: opts.threads }), model);
+    log(`loaded ${file} (onnxruntime) and ${roi}`);
+    return predictor;
+  }
+  if (model instanceof EncoderDecoder) {
+    const predictor = await OnnxSegmentor.load(file, model.numClasses, model.testCfg, { threads: opts.threads });
+    model.dispose();
+    log(`loaded ${file} (onnxruntime)`);
+    return predictor;
+  }
+  throw new Error(`--engine onnxruntime: no ONNX form for ${model.constructor.name}`);
 }
