@@ -175,3 +175,25 @@ test('collate pads images with zeros and seg maps with 255; dispose frees the te
   assert.equal(tf.memory().numTensors, before);
   assert.throws(() => collate([]), /empty batch/);
 });
+
+test('shard {rank, size}: the ranks\' batches of a step are one process\'s batch of size x batchSize, same per-sample Rngs; each rank resumes exactly', async () => {
+  const n = 13;
+  const one = new DataLoader(new FakeDataset(n), { batchSize: 4, shuffle: true, infinite: true, seed: 5 });
+  const shards = [0, 1].map((rank) => new DataLoader(new FakeDataset(n), { batchSize: 2, shuffle: true, infinite: true, seed: 5, shard: { rank, size: 2 } }));
+  const whole = await take(one, 7);
+  const parts = await Promise.all(shards.map((l) => take(l, 7)));
+  for (let step = 0; step < 7; step++) {
+    const ids = [...parts[0][step].ids, ...parts[1][step].ids].sort((a, b) => a! - b!);
+    assert.deepEqual(ids, [...whole[step].ids].sort((a, b) => a! - b!), `step ${step}`);
+    // Rank 0 holds the even global draws, rank 1 the odd ones: same flips as the single process's.
+    assert.deepEqual(parts[0][step].flips, [whole[step].flips[0], whole[step].flips[2]]);
+    assert.deepEqual(parts[1][step].flips, [whole[step].flips[1], whole[step].flips[3]]);
+  }
+  // Each rank's own state resumes its own stream.
+  const states = shards.map((l) => l.state());
+  const next = await Promise.all(shards.map((l) => take(l, 3)));
+  const again = [0, 1].map((rank) => new DataLoader(new FakeDataset(n), { batchSize: 2, shuffle: true, infinite: true, seed: 5, shard: { rank, size: 2 } }));
+  again.forEach((l, r) => l.restore(states[r]));
+  assert.deepEqual(await Promise.all(again.map((l) => take(l, 3))), next);
+  assert.throws(() => new DataLoader(new FakeDataset(n), { batchSize: 2, shard: { rank: 2, size: 2 } }), /0 <= rank < size/);
+});

@@ -10,6 +10,10 @@
  *   next index and counted in `stats.skipped`; more than `maxSkips` consecutive nulls, or a pass
  *   without any valid sample, fails with an error saying nothing valid is left.
  * - Resume: `state()` (between batches) / `restore()` continue with exactly the same batches.
+ * - Sharding (distributed training, PyTorch's `DistributedSampler`): with `shard: {rank, size}`
+ *   every process draws the same global stream and loads the draws at positions
+ *   `rank, rank + size, ...`, so the ranks' batches of one step together are the batches one
+ *   process with `size` times the batch would see (same samples, same per-sample Rngs).
  */
 import { Rng } from '../nn/random.ts';
 import { collate, type Batch } from './collate.ts';
@@ -36,6 +40,8 @@ export interface DataLoaderOptions {
   maxSkips?: number;
   /** Drop the last incomplete batch(es) of a finite pass (default false). */
   dropLast?: boolean;
+  /** This process's shard of the global draw stream (default: all of it). */
+  shard?: { rank: number; size: number };
 }
 
 /** Resumable state of a {@link DataLoader}. */
@@ -101,6 +107,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   private readonly maxSkips: number;
   private readonly dropLast: boolean;
   private readonly sampler: IndexSampler;
+  private readonly shard: { rank: number; size: number };
   private inflight: Pending[] = [];
   private nextPos = 0;
   private consumedSampler: SamplerState;
@@ -124,6 +131,11 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.prefetch = Math.max(1, Math.floor(opts.prefetch ?? 2 * batchSize));
     this.maxSkips = opts.maxSkips ?? 100;
     this.dropLast = opts.dropLast ?? false;
+    this.shard = opts.shard ?? { rank: 0, size: 1 };
+    const { rank, size } = this.shard;
+    if (!Number.isInteger(size) || size < 1 || !Number.isInteger(rank) || rank < 0 || rank >= size) {
+      throw new Error(`DataLoader: shard must be {rank, size} with 0 <= rank < size, got {rank: ${rank}, size: ${size}}`);
+    }
     if (this.groupByAspect && !dataset.aspectGroup) throw new Error('DataLoader: groupByAspect needs dataset.aspectGroup()');
     const shuffle = opts.shuffle ?? false;
     const n = dataset.length;
@@ -234,6 +246,7 @@ export class DataLoader implements AsyncIterable<Batch> {
         break;
       }
       const pos = this.nextPos++;
+      if (pos % this.shard.size !== this.shard.rank) continue; // another rank's draw
       this.inflight.push({ pos, index, samplerAfter: this.sampler.state(), result: this.load(index, pos) });
     }
   }
