@@ -272,3 +272,32 @@ for (const backend of ['cpu', 'wasm']) {
     await tf.setBackend('cpu');
   });
 }
+
+test('BatchNorm2d with a StatReducer (SyncBN) on one process: the plain BN\'s value, gradients and running stats', async () => {
+  await tf.setBackend('cpu');
+  const x = tf.randomNormal([3, 5, 4, 6], 0.5, 2, 'float32', 11) as tf.Tensor4D;
+  const dy = tf.randomNormal([3, 5, 4, 6], 0, 1, 'float32', 12);
+  const run = (sync: boolean) => {
+    const bn = new BatchNorm2d(6).train();
+    bn.weight.variable.assign(tf.linspace(0.5, 1.5, 6));
+    bn.bias.variable.assign(tf.linspace(-0.2, 0.3, 6));
+    let calls = 0;
+    if (sync) bn.sync = { sumSync: () => { calls++; } };
+    const f = (xi: tf.Tensor) => tf.sum(tf.mul(bn.forward(xi as tf.Tensor4D), dy));
+    const { value, grads } = tf.variableGrads(() => f(x) as tf.Scalar, [bn.weight.variable, bn.bias.variable]);
+    const dx = tf.grad(f)(x);
+    const out = { value: value.dataSync()[0], dw: grads[bn.weight.variable.name].dataSync(), db: grads[bn.bias.variable.name].dataSync(),
+      dx: dx.dataSync(), rm: bn.runningMean.value.dataSync(), rv: bn.runningVar.value.dataSync(), calls };
+    bn.dispose();
+    return out;
+  };
+  const plain = run(false);
+  const synced = run(true);
+  assert.ok(synced.calls >= 4, 'statistics and gradient sums went through the reducer');
+  assert.ok(Math.abs(plain.value - synced.value) <= 1e-4 * Math.abs(plain.value));
+  for (const k of ['dw', 'db', 'dx', 'rm', 'rv'] as const) {
+    const a = plain[k], b = synced[k];
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4 * (1 + Math.abs(a[i])), `${k}[${i}]: ${a[i]} vs ${b[i]}`);
+  }
+  tf.dispose([x, dy]);
+});

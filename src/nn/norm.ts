@@ -117,7 +117,21 @@ export function layerNormLastAxis<T extends tf.Tensor>(x: T, weight: tf.Tensor, 
  * BatchNorm2d: batch statistics and a running-average update in train mode, running statistics in
  * eval mode. Keys `weight`, `bias`, `running_mean`, `running_var`, `num_batches_tracked`.
  */
+/**
+ * Sums per-channel statistics across processes (distributed training's SyncBN): `sumSync(buf)`
+ * replaces `buf` by its element-wise sum over every process, blocking (a forward is synchronous).
+ */
+export interface StatReducer {
+  sumSync(buf: Float64Array): void;
+}
+
 export class BatchNorm2d extends Module {
+  /**
+   * SyncBN: when set, training-mode statistics (and their gradient terms) are over the global
+   * batch of every process (PyTorch `SyncBatchNorm`); `weight`/`bias` gradients stay this
+   * process's, to be averaged with the others' as every gradient is.
+   */
+  sync: StatReducer | null = null;
   readonly weight: TensorState;
   readonly bias: TensorState;
   readonly runningMean: TensorState;
@@ -152,6 +166,7 @@ export class BatchNorm2d extends Module {
     const track = (mean: tf.Tensor, variance: tf.Tensor, n: number) => {
       if (!isRecomputing()) tf.tidy(() => this.updateRunningStats(mean, variance, n));
     };
+    if (this.sync) return this.forwardSynced(x, this.sync, track);
     if (hostKernelsAvailable() && fusedNormPays('batch', x.shape)) {
       return withNormGradient(x, this.weight.value, this.bias.value, (xIn, w, b) => {
         const { y, mean, variance, rstd } = batchNormForward(xIn, w, b, this.eps);
@@ -168,6 +183,50 @@ export class BatchNorm2d extends Module {
       const value = chain(xIn, (t) => tf.sub(t, mean), (t) => tf.mul(t, scale), (t) => tf.add(t, b));
       return { value, mean, rstd, temporaries: [variance, scale] };
     }, (dy, xs, mu, rs, ws) => normalizedAffineGrads(dy, xs, mu, rs, ws, axes, axes));
+  }
+
+  /**
+   * Statistics over every process's batch: local per-channel sums, counts and (backward) gradient
+   * sums are summed by `sync`; `dx` uses the global means, `dw`/`db` the local sums.
+   */
+  private forwardSynced(x: tf.Tensor4D, sync: StatReducer, track: (mean: tf.Tensor, variance: tf.Tensor, n: number) => void): tf.Tensor4D {
+    const c = this.channels;
+    const axes = [0, 1, 2];
+    /** Sums `a` and `b` (per channel) and this process's row count over all processes. */
+    const globalSums = (a: tf.Tensor, b: tf.Tensor, rows: number): { a: Float64Array; b: Float64Array; n: number } => {
+      const buf = new Float64Array(2 * c + 1);
+      buf.set(a.dataSync(), 0);
+      buf.set(b.dataSync(), c);
+      buf[2 * c] = rows;
+      sync.sumSync(buf);
+      return { a: buf.subarray(0, c), b: buf.subarray(c, 2 * c), n: buf[2 * c] };
+    };
+    return withNormGradient(x, this.weight.value, this.bias.value, (xIn, w, b) => {
+      const [s, ss] = tf.tidy(() => [tf.sum(xIn, axes), tf.sum(tf.square(xIn), axes)]);
+      const g = globalSums(s, ss, xIn.size / c);
+      tf.dispose([s, ss]);
+      const meanV = new Float32Array(c), varV = new Float32Array(c);
+      for (let k = 0; k < c; k++) {
+        meanV[k] = g.a[k] / g.n;
+        varV[k] = Math.max(g.b[k] / g.n - (g.a[k] / g.n) ** 2, 0);
+      }
+      const mean = tf.tensor1d(meanV);
+      const variance = tf.tensor1d(varV);
+      track(mean, variance, g.n);
+      const rstd = chain(variance, (t) => tf.add(t, this.eps), (t) => tf.rsqrt(t));
+      const scale = tf.mul(w, rstd);
+      const value = chain(xIn, (t) => tf.sub(t, mean), (t) => tf.mul(t, scale), (t) => tf.add(t, b));
+      return { value, mean, rstd, temporaries: [variance, scale] };
+    }, (dy, xs, mu, rs, ws) => tf.tidy(() => {
+      const xh = tf.mul(tf.sub(xs, mu), rs);
+      const db = tf.sum(dy, axes);
+      const dw = tf.sum(tf.mul(dy, xh), axes);
+      const g = globalSums(db, dw, xs.size / c);
+      const meanDy = tf.tensor1d(Float32Array.from(g.a, (v) => v / g.n));
+      const meanDyXh = tf.tensor1d(Float32Array.from(g.b, (v) => v / g.n));
+      const dx = tf.mul(tf.mul(tf.sub(tf.sub(dy, meanDy), tf.mul(xh, meanDyXh)), rs), ws);
+      return [dx, dw, db];
+    }));
   }
 
   /** Running averages of the batch statistics over `n` values per channel. */
