@@ -8,7 +8,7 @@ import { collate } from '../datasets/collate.ts';
 import type { Dataset } from '../datasets/dataset.ts';
 import { sampleRng } from '../datasets/loader.ts';
 import type { Sample } from '../datasets/transforms/types.ts';
-import type { EvalItem, EvalResult, Evaluator } from '../evaluation/evaluator.ts';
+import { fromJsonBytes, jsonBytes, type EvalItem, type EvalResult, type Evaluator } from '../evaluation/evaluator.ts';
 import type { Predictor } from '../models/model.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import { faultPoint } from '../util/fault_points.ts';
@@ -24,6 +24,19 @@ export interface EvaluateOptions {
   onPrediction?: (item: EvalItem, pred: Prediction) => Promise<void> | void;
   /** Progress and warning lines (default: none). */
   log?: (line: string) => void;
+  /**
+   * Sharded evaluation (one process of `size`): this process predicts the images `rank, rank +
+   * size, ...`; the evaluators' partial states and the counts are gathered, so every process
+   * returns the metrics of the whole set, computed once from the union (never averaged).
+   */
+  shard?: EvalShard;
+}
+
+/** This process's place and the all-gather of the processes (e.g. MPI's). */
+export interface EvalShard {
+  rank: number;
+  size: number;
+  allGather(bytes: Uint8Array): Promise<Uint8Array[]>;
 }
 
 export interface EvaluateResult extends EvalResult {
@@ -50,9 +63,11 @@ export async function evaluateModel(model: Predictor, dataset: Dataset, evaluato
   let skipped = 0;
   let firstSkipped: string | null = null;
   const t0 = performance.now();
+  const shard = opts.shard ?? { rank: 0, size: 1 };
+  const mine = Array.from({ length: n }, (_, i) => i).filter((i) => i % shard.size === shard.rank);
   try {
-    for (let start = 0; start < n; start += batchSize) {
-      const idx = Array.from({ length: Math.min(batchSize, n - start) }, (_, k) => start + k);
+    for (let start = 0; start < mine.length; start += batchSize) {
+      const idx = mine.slice(start, start + batchSize);
       const loaded = await Promise.all(idx.map((i) => dataset.getSample(i, sampleRng(seed, i))));
       const samples: { index: number; sample: Sample }[] = [];
       loaded.forEach((s, k) => {
@@ -76,16 +91,40 @@ export async function evaluateModel(model: Predictor, dataset: Dataset, evaluato
       if (opts.onPrediction) for (let k = 0; k < items.length; k++) await opts.onPrediction(items[k], preds[k]);
       evaluated += items.length;
       faultPoint('eval:sample');
-      const done = Math.min(start + batchSize, n);
-      const step = Math.max(1, Math.ceil(n / 10));
+      const done = Math.min(start + batchSize, mine.length);
+      const step = Math.max(1, Math.ceil(mine.length / 10));
       if (Math.floor(done / step) > Math.floor(start / step) || done === n) {
-        log(`eval: ${done}/${n} images (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        log(`eval: ${done}/${mine.length} images${shard.size > 1 ? ` of shard ${shard.rank}/${shard.size}` : ''} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
       }
     }
   } finally {
     if (wasTraining) model.train();
   }
+  if (opts.shard && shard.size > 1) {
+    const parts = await opts.shard.allGather(frame(jsonBytes({ evaluated, skipped, firstSkipped }), evaluator.partial()));
+    const all = parts.map((p) => unframe(p));
+    evaluator.merge(all.map((a) => a.body));
+    const counts = all.map((a) => fromJsonBytes<{ evaluated: number; skipped: number; firstSkipped: string | null }>(a.head));
+    evaluated = counts.reduce((t, a) => t + a.evaluated, 0);
+    skipped = counts.reduce((t, a) => t + a.skipped, 0);
+    firstSkipped = counts.find((a) => a.firstSkipped !== null)?.firstSkipped ?? null;
+  }
   if (evaluated === 0) throw new Error(`evaluateModel: none of the ${n} samples could be loaded (first: ${firstSkipped})`);
   if (skipped > 0) log(`warning: skipped ${skipped} of ${n} samples (first: ${firstSkipped}); they are not scored`);
   return { ...evaluator.evaluate(), evaluated, skipped, firstSkipped };
+}
+
+/** `head` and `body` as one message: head length (uint32 LE), head, body. */
+function frame(head: Uint8Array, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + head.length + body.length);
+  new DataView(out.buffer).setUint32(0, head.length, true);
+  out.set(head, 4);
+  out.set(body, 4 + head.length);
+  return out;
+}
+
+/** The inverse of {@link frame}. */
+function unframe(msg: Uint8Array): { head: Uint8Array; body: Uint8Array } {
+  const n = new DataView(msg.buffer, msg.byteOffset, msg.byteLength).getUint32(0, true);
+  return { head: msg.subarray(4, 4 + n), body: msg.subarray(4 + n) };
 }

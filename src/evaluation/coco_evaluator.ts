@@ -12,7 +12,7 @@ import type { CocoResult } from '../coco/types.ts';
 import { masksToBitmaps } from '../structures/masks.ts';
 import { numInstances, type Instances } from '../structures/instances.ts';
 import type { Prediction } from '../structures/prediction.ts';
-import type { EvalItem, EvalResult, Evaluator } from './evaluator.ts';
+import { fromJsonBytes, jsonBytes, type EvalItem, type EvalResult, type Evaluator } from './evaluator.ts';
 import { formatTable } from './table.ts';
 
 export type CocoIouType = 'bbox' | 'segm';
@@ -50,11 +50,17 @@ export function instancesToCocoResults(imageId: number, inst: Instances, label2c
   return out;
 }
 
+interface CocoEntry {
+  index: number;
+  id: number;
+  res: Partial<Record<CocoIouType, CocoResult[]>>;
+}
+
 export class CocoMetric implements Evaluator {
   readonly type = 'CocoMetric';
   readonly metrics: readonly CocoIouType[];
-  private results: Record<CocoIouType, CocoResult[]> = { bbox: [], segm: [] };
-  private imageIds = new Set<number>();
+  /** Per processed image, in processing order: its dataset index, image id and results per iou type. */
+  private entries: CocoEntry[] = [];
 
   constructor(private readonly opts: CocoMetricOptions) {
     this.metrics = opts.metrics ?? ['bbox', 'segm'];
@@ -66,8 +72,7 @@ export class CocoMetric implements Evaluator {
   }
 
   reset(): void {
-    this.results = { bbox: [], segm: [] };
-    this.imageIds = new Set();
+    this.entries = [];
   }
 
   async process(items: readonly EvalItem[], results: readonly Prediction[]): Promise<void> {
@@ -76,24 +81,34 @@ export class CocoMetric implements Evaluator {
       if (id === undefined) throw new Error(`CocoMetric: sample ${it.index} has no COCO image id`);
       const inst = results[k]?.instances;
       if (!inst) throw new Error(`CocoMetric: the prediction of sample ${it.index} has no instances`);
-      this.imageIds.add(id);
-      for (const t of this.metrics) this.results[t].push(...instancesToCocoResults(id, inst, this.opts.label2cat, t));
+      const res: Partial<Record<CocoIouType, CocoResult[]>> = {};
+      for (const t of this.metrics) res[t] = instancesToCocoResults(id, inst, this.opts.label2cat, t);
+      this.entries.push({ index: it.index, id, res });
     });
   }
 
   /** The COCO results gathered so far (what `--out` writes), per iou type. */
   cocoResults(iouType: CocoIouType): readonly CocoResult[] {
-    return this.results[iouType];
+    return this.entries.flatMap((e) => e.res[iouType] ?? []);
+  }
+
+  partial(): Uint8Array {
+    return jsonBytes(this.entries);
+  }
+
+  /** Every rank's images, in dataset order (as one process would have processed them: same ties, same digits). */
+  merge(parts: readonly Uint8Array[]): void {
+    this.entries = parts.flatMap((p) => fromJsonBytes<CocoEntry[]>(p)).sort((a, b) => a.index - b.index);
   }
 
   evaluate(): EvalResult {
     const metrics: Record<string, number> = {};
     const report: string[] = [];
     const json: Record<string, unknown> = {};
-    const imgIds = [...this.imageIds].sort((a, b) => a - b);
+    const imgIds = [...new Set(this.entries.map((e) => e.id))].sort((a, b) => a - b);
     const perCat = new Map<CocoIouType, Map<number, number>>();
     for (const t of this.metrics) {
-      const res = this.results[t];
+      const res = this.cocoResults(t) as CocoResult[];
       report.push(`Evaluating ${t}...`);
       if (res.length === 0) {
         // pycocotools cannot load an empty result list; every AP of no detection is 0.

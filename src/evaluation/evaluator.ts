@@ -34,4 +34,21 @@ export interface Evaluator {
   process(items: readonly EvalItem[], results: readonly Prediction[]): Promise<void>;
   /** Metrics over everything processed since `reset`. */
   evaluate(): EvalResult;
+  /**
+   * Sharded evaluation (one shard of the images per process): what this process accumulated, as
+   * bytes to send to the others. Never metrics: the merged state is scored once.
+   */
+  partial(): Uint8Array;
+  /** Replaces the state by the union of every process's {@link partial} (in rank order). */
+  merge(parts: readonly Uint8Array[]): void;
+}
+
+/** JSON of `value` as UTF-8 bytes (evaluator partials). */
+export function jsonBytes(value: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(value));
+}
+
+/** The inverse of {@link jsonBytes}. */
+export function fromJsonBytes<T>(bytes: Uint8Array): T {
+  return JSON.parse(new TextDecoder().decode(bytes)) as T;
 }

@@ -11,8 +11,8 @@
 import type { SegLabelSource } from '../datasets/dataset.ts';
 import { readLabelPng } from '../io/label_png.ts';
 import type { Prediction } from '../structures/prediction.ts';
-import type { EvalItem, EvalResult, Evaluator } from './evaluator.ts';
-import { formatSegMetrics, SegMetricAccumulator, type SegMetrics } from './seg_metrics.ts';
+import { fromJsonBytes, jsonBytes, type EvalItem, type EvalResult, type Evaluator } from './evaluator.ts';
+import { formatSegMetrics, SegMetricAccumulator, type SegAccumulatorState, type SegMetrics } from './seg_metrics.ts';
 
 
 export interface IoUMetricOptions {
@@ -59,6 +59,15 @@ export class IoUMetric implements Evaluator {
       }
       this.acc.add(seg.data, label);
     });
+  }
+
+  partial(): Uint8Array {
+    return jsonBytes(this.acc.snapshot());
+  }
+
+  merge(parts: readonly Uint8Array[]): void {
+    this.acc.reset();
+    for (const p of parts) this.acc.absorb(fromJsonBytes<SegAccumulatorState>(p));
   }
 
   evaluate(): EvalResult {

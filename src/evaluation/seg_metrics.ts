@@ -50,6 +50,14 @@ export interface SegMetricOptions {
 }
 
 /** Per-class pixel counts, each of length `numClasses` (MMSeg's four `intersect_and_union` outputs). */
+/** A {@link SegMetricAccumulator}'s state as plain data. */
+export interface SegAccumulatorState {
+  areas: { areaIntersect: number[]; areaUnion: number[]; areaPredLabel: number[]; areaLabel: number[] };
+  images: number;
+  pixels: number;
+  tally: { valid: number; predBinned: number; labelBinned: number };
+}
+
 export interface SegAreas {
   areaIntersect: Float64Array;
   areaUnion: Float64Array;
@@ -317,6 +325,28 @@ export class SegMetricAccumulator {
       this.areas.areaPredLabel[c]! += areas.areaPredLabel[c]!;
       this.areas.areaLabel[c]! += areas.areaLabel[c]!;
     }
+  }
+
+  /** Everything accumulated, as plain data (sharded evaluation). */
+  snapshot(): SegAccumulatorState {
+    const a = this.areas;
+    return {
+      areas: { areaIntersect: [...a.areaIntersect], areaUnion: [...a.areaUnion], areaPredLabel: [...a.areaPredLabel], areaLabel: [...a.areaLabel] },
+      images: this.images, pixels: this.pixels, tally: { ...this.tally },
+    };
+  }
+
+  /** Adds another accumulator's {@link snapshot} (areas are integer pixel counts: the sum is exact). */
+  absorb(s: SegAccumulatorState): void {
+    this.addAreas({
+      areaIntersect: Float64Array.from(s.areas.areaIntersect), areaUnion: Float64Array.from(s.areas.areaUnion),
+      areaPredLabel: Float64Array.from(s.areas.areaPredLabel), areaLabel: Float64Array.from(s.areas.areaLabel),
+    });
+    this.images += s.images;
+    this.pixels += s.pixels;
+    this.tally.valid += s.tally.valid;
+    this.tally.predBinned += s.tally.predBinned;
+    this.tally.labelBinned += s.tally.labelBinned;
   }
 
   /** Number of `add` calls so far. */
