@@ -51,6 +51,8 @@ function fakeTrainer(workDir: string, maxIters: number) {
     lastCheckpointIter: -1,
     best: null,
     runId: 'test-run',
+    writes: true,
+    anyRank: async (flag: boolean) => flag,
     saved: [] as number[],
     lines: [] as string[],
     stopped: false,

@@ -40,6 +40,10 @@ import { checkDataset } from '../src/datasets/check.ts';
 import { skipSummary } from '../src/datasets/dataset.ts';
 import { readLogRows } from '../src/engine/hooks/logger_hook.ts';
 import { acquireWorkDirLock } from '../src/engine/work_dir_lock.ts';
+import { localGradients } from '../src/engine/gradients.ts';
+import type { TrainerDist } from '../src/engine/trainer.ts';
+import { AllReducedGradients, broadcastState, convertSyncBatchNorm } from '../src/dist/distributed.ts';
+import { loadMpi, type Mpi } from '../src/dist/mpi.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
 import { AdamW } from '../src/engine/adamw.ts';
 import { evaluateModel } from '../src/engine/evaluate.ts';
@@ -81,8 +85,32 @@ await runCli(async () => {
     .option('cfg-options', { type: 'string', array: true, describe: 'overrides a.b.c=value applied after merging the bases' })
     .option('backend', { type: 'string', default: 'auto', describe: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu (auto honours C2F_BACKEND)' })
     .option('strict-data', { type: 'boolean', default: false, describe: 'a bad sample (unreadable image/label) is an error instead of being skipped' })
+    .option('launcher', { type: 'string', choices: ['none', 'mpi'], default: 'none', describe: 'mpi: one process per rank, started by mpirun/srun (data.batch_size per rank)' })
     .strict()
     .parse();
+  // MPI first: every message below can then say which rank it comes from.
+  const mpi = argv.launcher === 'mpi' ? loadMpi() : null;
+  const dist = mpi && mpi.size > 1 ? { rank: mpi.rank, size: mpi.size, allGather: (b: Uint8Array) => mpi.allGather(b) } : undefined;
+  try {
+    await train(argv, mpi, dist);
+  } catch (e) {
+    // The rank and cause; runCli's exit(1) then makes mpirun stop every rank (MPI_Abort's message can get lost).
+    if (dist) (e as Error).message = `rank ${dist.rank} of ${dist.size}: ${(e as Error).message}`;
+    throw e;
+  }
+  await mpi?.finalize();
+});
+
+interface TrainArgs {
+  config?: unknown;
+  'work-dir'?: string;
+  resume?: string;
+  'cfg-options'?: string[];
+  backend: string;
+  'strict-data': boolean;
+}
+
+async function train(argv: TrainArgs, mpi: Mpi | null, dist: TrainerDist | undefined): Promise<void> {
   const cfgPath = argv.config as string;
   const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [], openPaths: EXPERIMENT_OPEN_PATHS });
   const cfg = validateExperimentConfig(raw, cfgPath);
@@ -94,7 +122,8 @@ await runCli(async () => {
   await initBackend(argv.backend, (cfg.train.data_parallel ?? 1) > 1 ? { wasmThreads: 1 } : {});
 
   // Build everything before writing anything, so a bad config leaves no half-made work dir.
-  const log = (line: string) => console.log(line);
+  // Rank 0 alone speaks (its log rows hold every rank's averaged losses).
+  const log = (line: string) => { if (!dist || dist.rank === 0) console.log(line); };
   // data.num_workers threads load the samples (0: this thread).
   const workers = cfg.data.num_workers ?? 0;
   const strictData = argv['strict-data'];
@@ -109,7 +138,7 @@ await runCli(async () => {
   const bestMetric = cfg.train.best_metric ?? evaluator.defaultBestMetric;
 
   const seed = cfg.train.seed ?? 0;
-  const loader = new DataLoader(trainSet, { batchSize: cfg.data.batch_size, shuffle: true, infinite: true, seed });
+  const loader = new DataLoader(trainSet, { batchSize: cfg.data.batch_size, shuffle: true, infinite: true, seed, ...(dist ? { shard: dist } : {}) });
   // Epochs become iterations here, once: one iteration = one optimiser step over `accumulate` batches.
   const accumulate = cfg.train.accumulate ?? 1;
   const schedule = resolveSchedule(cfg.schedule, itersPerEpoch(trainSet.length, cfg.data.batch_size, accumulate));
@@ -131,7 +160,8 @@ await runCli(async () => {
   });
 
   let last: { iter: number; metrics: Record<string, number> } | null = null;
-  const evalOnce = async (): Promise<Record<string, number>> => (await evaluateModel(model, valSet, evaluator, { log })).metrics;
+  // Distributed: each rank predicts its shard of the validation set; the metrics come from the union.
+  const evalOnce = async (): Promise<Record<string, number>> => (await evaluateModel(model, valSet, evaluator, { log, ...(dist ? { shard: dist } : {}) })).metrics;
   let trainer: Trainer | null = null;
   const evaluate = async (): Promise<Record<string, number>> => {
     const metrics = await evalOnce();
@@ -150,9 +180,19 @@ await runCli(async () => {
     dataParallel = await DataParallel.start(model, optimizer.variables, { workers: replicas, modelConfig: cfg.model, file: cfgPath });
   }
 
+  if (mpi && dist) {
+    if (replicas > 1) throw new Error(`${cfgPath}: train.data_parallel ${replicas} and --launcher mpi do not combine; use more ranks instead`);
+    await broadcastState(model, mpi);
+    const synced = convertSyncBatchNorm(model, mpi, cfg.train.sync_bn ?? false);
+    log(`mpi: ${dist.size} ranks, global batch ${cfg.data.batch_size * dist.size}; ${synced} BatchNorm layer(s) synced across ranks`);
+  } else if (cfg.train.sync_bn && mpi) {
+    log('train.sync_bn: one rank, nothing to sync');
+  }
   mkdirSync(workDir, { recursive: true });
-  acquireWorkDirLock(workDir, log);
-  await dumpConfig(raw, join(workDir, 'config.yaml'));
+  if (!dist || dist.rank === 0) {
+    acquireWorkDirLock(workDir, log);
+    await dumpConfig(raw, join(workDir, 'config.yaml'));
+  }
   trainer = new Trainer({
     model,
     loader,
@@ -167,7 +207,8 @@ await runCli(async () => {
     bestMetric,
     gradClip: cfg.train.grad_clip ?? null,
     accumulate,
-    gradients: dataParallel ?? undefined,
+    gradients: dataParallel ?? (mpi && dist ? new AllReducedGradients(localGradients(model, optimizer.variables), mpi) : undefined),
+    dist,
     seed,
     modelConfig: cfg.model,
     numSkipped: () => trainSet.badSamples,
@@ -215,4 +256,4 @@ await runCli(async () => {
     log(`checkpoints in ${workDir} (${pointers.join(', ')})`);
   }
   await Promise.all([trainSet.close?.(), valSet.close?.()]);
-});
+}

@@ -71,9 +71,10 @@ const schedule = refine(
 /**
  * Blocks `--cfg-options` may add keys to (`loadConfig`'s `openPaths`). Safe because they are closed
  * here: a misspelt added key is still an error naming it, at validation. `schedule`: so that
- * `schedule.max_iters=N` caps an epoch recipe and `schedule.max_epochs=N` lengthens an iteration one.
+ * `schedule.max_iters=N` caps an epoch recipe and `schedule.max_epochs=N` lengthens an iteration one;
+ * `train`: so that `train.sync_bn=true` or `train.seed=N` can be set on any config.
  */
-export const EXPERIMENT_OPEN_PATHS: readonly string[] = ['schedule'];
+export const EXPERIMENT_OPEN_PATHS: readonly string[] = ['schedule', 'train'];
 
 /** A validated `schedule:` block. */
 export type ScheduleBlock = Infer<typeof schedule>;
@@ -88,6 +89,8 @@ const train = obj({
   seed: optional(int()),
   /** The metric tracked for `best.json` (default: the evaluator's, e.g. mIoU or bbox_mAP). */
   best_metric: optional(str()),
+  /** Under `--launcher mpi`: every BatchNorm synced across ranks (PyTorch `convert_sync_batchnorm`). */
+  sync_bn: optional(bool()),
 });
 
 /** The schema of a whole experiment config (after `_base_` merging and overrides). */

@@ -56,6 +56,8 @@ export interface TrainerState {
   model?: unknown;
   /** Hook state by hook class name (e.g. the logger's averaging window). */
   hooks?: Record<string, unknown>;
+  /** Distributed runs: every rank's data-loader state, by rank (`loader` is rank 0's). */
+  loaderShards?: DataLoaderState[];
 }
 
 /** `iter_5.safetensors` -> `iter_5_state.safetensors`. */
@@ -142,6 +144,8 @@ export interface CheckpointParts {
   seed: number;
   /** The model config block, stored in the state and compared on resume (omit: not checked). */
   modelConfig?: unknown;
+  /** Distributed runs: saving gathers every rank's loader state and rank 0 alone writes. */
+  dist?: { rank: number; size: number; allGather(bytes: Uint8Array): Promise<Uint8Array[]> };
 }
 
 /** What `Checkpointer.resume` restored beyond the model, optimizer, Rng and loader. */
@@ -181,16 +185,26 @@ export class Checkpointer {
    * @param hooks the hooks' state to restore on resume.
    */
   async save(iter: number, hooks: Record<string, unknown> = {}): Promise<string> {
-    const { model, optimizer, loader, seed, modelConfig } = this.parts;
+    const { model, optimizer, loader, seed, modelConfig, dist } = this.parts;
     const weights = `iter_${iter}.safetensors`;
     const state = stateFileOf(weights);
+    let loaderShards: DataLoaderState[] | undefined;
+    if (dist && dist.size > 1) {
+      const parts = await dist.allGather(new TextEncoder().encode(JSON.stringify(loader.state())));
+      loaderShards = parts.map((p) => JSON.parse(new TextDecoder().decode(p)) as DataLoaderState);
+    }
+    if (dist && dist.rank !== 0) {
+      this.lastCheckpoint = weights;
+      this.lastCheckpointIter = iter;
+      return join(this.workDir, weights);
+    }
     // The weights carry no run id: the same training gives the same bytes, resumed or not.
     const weightsSha256 = await writeSafetensors(join(this.workDir, weights), model.stateDict(), { iter: String(iter) });
     faultPoint('checkpoint:weights');
     const opt = optimizer.state();
     const ts: TrainerState = {
       iter, stepCount: opt.stepCount, rng: globalRng.getState(), loader: loader.state(), seed,
-      runId: this.runId, weights, weightsSha256, model: modelConfig, hooks,
+      runId: this.runId, weights, weightsSha256, model: modelConfig, hooks, ...(loaderShards ? { loaderShards } : {}),
     };
     await writeSafetensors(join(this.workDir, state), opt.tensors, { trainer_state: JSON.stringify(ts) });
     faultPoint('checkpoint:state');
@@ -238,9 +252,15 @@ export class Checkpointer {
     if (ts.model !== undefined && modelConfig !== undefined) problems.push(...configDifferences(ts.model, JSON.parse(JSON.stringify(modelConfig))));
     if (problems.length) throw new Error(`cannot resume from ${statePath}: the config differs from the checkpoint's: ${problems.join('; ')}`);
     await loadCheckpoint(model, weightsPath);
+    const size = this.parts.dist?.size ?? 1;
+    const written = ts.loaderShards?.length ?? 1;
+    if (written !== size) {
+      throw new Error(`cannot resume from ${statePath}: it was written by a run of ${written} process(es), this one has ${size}; ` +
+        `resume with the same number (mpirun -np ${written}) to continue exactly`);
+    }
     optimizer.loadState({ stepCount: ts.stepCount, tensors: st.tensors });
     globalRng.setState(ts.rng);
-    loader.restore(ts.loader);
+    loader.restore(ts.loaderShards ? ts.loaderShards[this.parts.dist?.rank ?? 0] : ts.loader);
     if (ts.runId) this.runId = ts.runId;
     this.lastCheckpoint = basename(weightsPath);
     this.lastCheckpointIter = ts.iter;

@@ -64,6 +64,11 @@ export interface TrainerOptions {
   modelConfig?: unknown;
   /** Bad training samples skipped so far (logged as `num_skipped` when > 0). */
   numSkipped?: () => number;
+  /**
+   * Distributed training (one process of `size`, e.g. under MPI): rank 0 alone writes checkpoints,
+   * `best.json` and the log; checkpoints hold every rank's data-loader state; interrupts are agreed.
+   */
+  dist?: TrainerDist;
   /** Receives the human-readable lines (default `console.log`). */
   log?: (line: string) => void;
   /** `\r` progress line on stdout (default: stdout is a TTY and `log` is not given). */
@@ -72,6 +77,13 @@ export interface TrainerOptions {
   exitOnInterrupt?: boolean;
   /** Extra hooks, called after the default ones and before `InterruptHook`. */
   hooks?: Hook[];
+}
+
+/** This process's place in a distributed run and the all-gather of its processes. */
+export interface TrainerDist {
+  rank: number;
+  size: number;
+  allGather(bytes: Uint8Array): Promise<Uint8Array[]>;
 }
 
 export interface RunResult {
@@ -139,7 +151,7 @@ export class Trainer implements TrainerApi {
     const fresh = this.iter === 0 && !this.resumed;
     if (fresh) {
       manualSeed(this.opts.seed);
-      this.checkpointer.startFresh((line) => this.log(line));
+      if (this.writes) this.checkpointer.startFresh((line) => this.log(line));
     }
     this.model.train();
     this.stopRequested = false;
@@ -214,6 +226,17 @@ export class Trainer implements TrainerApi {
   /** This training run's id (kept across resumes; in every checkpoint). */
   get runId(): string {
     return this.checkpointer.runId;
+  }
+
+  get writes(): boolean {
+    return !this.opts.dist || this.opts.dist.rank === 0;
+  }
+
+  async anyRank(flag: boolean): Promise<boolean> {
+    const dist = this.opts.dist;
+    if (!dist || dist.size === 1) return flag;
+    const all = await dist.allGather(Uint8Array.of(flag ? 1 : 0));
+    return all.some((b) => b[0] === 1);
   }
 
   /**

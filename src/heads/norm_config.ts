@@ -5,7 +5,7 @@
 import { bool, int, obj, optional, refine, str, type Infer } from '../config/schema.ts';
 import type { NormOptions } from '../nn/conv_module.ts';
 
-/** `norm_cfg: {type: BN|SyncBN|GN, requires_grad?, num_groups?}` (SyncBN is BN on one device). */
+/** `norm_cfg: {type: BN|SyncBN|GN, requires_grad?, num_groups?}` (SyncBN: BN, synced across processes under `--launcher mpi`). */
 export const normCfgSchema = refine(
   obj({
     type: str({ enum: ['BN', 'SyncBN', 'GN'] }),
@@ -17,7 +17,8 @@ export const normCfgSchema = refine(
 
 /** The heads' norm from a validated `norm_cfg` (default BN). */
 export function normOf(n: Infer<typeof normCfgSchema> | undefined): NormOptions {
-  if (!n || n.type !== 'GN') return { norm: 'BN' };
+  if (!n || n.type === 'BN') return { norm: 'BN' };
+  if (n.type === 'SyncBN') return { norm: 'SyncBN' };
   return { norm: 'GN', ...(n.num_groups !== undefined ? { gnGroups: n.num_groups } : {}) };
 }
 

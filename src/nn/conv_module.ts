@@ -10,7 +10,8 @@ import { BatchNorm2d, GroupNorm } from './norm.ts';
 import { Module } from './module.ts';
 import { reluSavingOutput } from './frugal.ts';
 
-export type NormKind = 'BN' | 'GN' | 'none';
+/** `SyncBN` is BN whose statistics span every process when training is distributed (see BatchNorm2d.syncRequested). */
+export type NormKind = 'BN' | 'SyncBN' | 'GN' | 'none';
 
 /** A ConvModule's norm: kind (default BN) and, for GN, the group count (default 32, as mmseg configs). */
 export interface NormOptions {
@@ -38,7 +39,11 @@ export class ConvModule extends Module {
       padding: opts.padding ?? 0, dilation: opts.dilation ?? 1, stride: opts.stride ?? 1, bias: normKind === 'none',
     }));
     kaimingFanOut(this.conv);
-    if (normKind === 'BN') this.norm = this.addModule('bn', new BatchNorm2d(outChannels));
+    if (normKind === 'BN' || normKind === 'SyncBN') {
+      const bn = this.addModule('bn', new BatchNorm2d(outChannels));
+      bn.syncRequested = normKind === 'SyncBN';
+      this.norm = bn;
+    }
     else if (normKind === 'GN') this.norm = this.addModule('gn', new GroupNorm(opts.gnGroups ?? 32, outChannels));
     this.act = opts.act ?? true;
   }

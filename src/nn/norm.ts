@@ -132,6 +132,8 @@ export class BatchNorm2d extends Module {
    * process's, to be averaged with the others' as every gradient is.
    */
   sync: StatReducer | null = null;
+  /** The config asked for SyncBN here (`norm_cfg: {type: SyncBN}`): synced when training is distributed. */
+  syncRequested = false;
   readonly weight: TensorState;
   readonly bias: TensorState;
   readonly runningMean: TensorState;

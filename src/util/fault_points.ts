@@ -20,9 +20,15 @@ function parseTarget(): { name: string; at: number } | null {
   return { name: m[1], at: Number(m[2]) };
 }
 
-/** Kills this process (SIGKILL, no cleanup) when `C2F_FAULT_AT` names this point and hit count. */
+/**
+ * Kills this process (SIGKILL, no cleanup) when `C2F_FAULT_AT` names this point and hit count
+ * (and, with `C2F_FAULT_RANK=R`, only on MPI rank R).
+ */
 export function faultPoint(name: string): void {
-  if (target === undefined) target = parseTarget();
+  if (target === undefined) {
+    const rank = process.env.C2F_FAULT_RANK;
+    target = rank !== undefined && rank !== process.env.OMPI_COMM_WORLD_RANK ? null : parseTarget();
+  }
   if (target === null || target.name !== name) return;
   const n = (hits.get(name) ?? 0) + 1;
   hits.set(name, n);

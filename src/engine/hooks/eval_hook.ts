@@ -58,10 +58,11 @@ export class EvalHook implements Hook {
       if (trainer.lastCheckpointIter !== trainer.iter) await trainer.saveCheckpoint();
       const weights = trainer.lastCheckpoint!;
       trainer.best = { iter: trainer.iter, weights, state: stateFileOf(weights), run_id: trainer.runId, metric: key, value: metrics[key] };
-      await writeFileAtomic(join(trainer.workDir, 'best.json'), JSON.stringify(trainer.best, null, 2) + '\n');
+      if (trainer.writes) await writeFileAtomic(join(trainer.workDir, 'best.json'), JSON.stringify(trainer.best, null, 2) + '\n');
       newBest = true;
       faultPoint('eval:best');
     }
+    if (!trainer.writes) return metrics;
     appendLogRow(trainer.workDir, { mode: 'val', iter: trainer.iter, ...metrics });
     trainer.log(`eval iter ${trainer.iter}: ${Object.entries(metrics).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
     if (newBest) trainer.log(`new best ${key} ${fmt(metrics[key!])} at iter ${trainer.iter}`);

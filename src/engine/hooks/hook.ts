@@ -27,6 +27,10 @@ export interface TrainerApi {
   best: CheckpointPointer | null;
   /** This training run's id (kept across resumes). */
   readonly runId: string;
+  /** Whether this process writes files and logs (every process, or rank 0 of a distributed run). */
+  readonly writes: boolean;
+  /** True when `flag` is true on any process of a distributed run (`flag` itself otherwise). */
+  anyRank(flag: boolean): Promise<boolean>;
   /** Writes a checkpoint of the current iteration; returns the weights path. */
   saveCheckpoint(): Promise<string>;
   /** Makes `run()` return (interrupted) once this iteration's hooks are done. */

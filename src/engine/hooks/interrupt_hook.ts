@@ -26,8 +26,9 @@ export class InterruptHook implements Hook {
   }
 
   async afterIter({ trainer, iter }: IterContext): Promise<void> {
-    const signal = this.requested;
-    if (!signal) return;
+    // Distributed: every rank stops at the same iteration (a signal may reach them at different ones).
+    if (!(await trainer.anyRank(this.requested !== null))) return;
+    const signal = this.requested ?? 'SIGTERM';
     if (trainer.lastCheckpointIter !== iter) await trainer.saveCheckpoint();
     trainer.log(`interrupted (${signal}) at iter ${iter}; saved ${join(trainer.workDir, trainer.lastCheckpoint!)}`);
     if (this.exitOnInterrupt) {

@@ -77,6 +77,7 @@ export class LoggerHook implements Hook {
   }
 
   async beforeRun({ trainer, fresh, startIter }: RunContext): Promise<void> {
+    if (!trainer.writes) return;
     if (fresh) {
       moveAside(trainer.workDir, 'log.jsonl');
       this.window = emptyWindow();
@@ -97,6 +98,7 @@ export class LoggerHook implements Hook {
 
   afterIter(ctx: IterContext): void {
     const { trainer, iter } = ctx;
+    if (!trainer.writes) return;
     const w = this.window;
     w.n++;
     w.time += ctx.time;
