@@ -9,7 +9,7 @@ import path from 'node:path';
 
 const SRC = path.resolve(import.meta.dirname, '..', 'src');
 /** Top to bottom, as README's Layout section. */
-const LAYERS = ['onnx', 'engine', 'models', 'heads', 'necks', 'backbone', 'evaluation', 'datasets', 'ops', 'nn', 'structures', 'coco', 'config', 'io', 'util', 'backend.ts', 'kernels', 'wasm_threads.ts'];
+const LAYERS = ['onnx', 'dist', 'engine', 'models', 'heads', 'necks', 'backbone', 'evaluation', 'datasets', 'ops', 'nn', 'structures', 'coco', 'config', 'io', 'util', 'backend.ts', 'kernels', 'wasm_threads.ts'];
 
 function* tsFiles(dir: string): Generator<string> {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
