@@ -22,6 +22,8 @@
  * Detection prints pycocotools' summary block per iou type (bbox, segm) and a per-category AP table.
  * - `--aug-test`: the test-time augmentation of `model.test_cfg.aug` (segmentors: flip + scales
  *   0.5..1.75 by default, softmax probabilities averaged).
+ * - `--launcher mpi` (under `mpirun -np N`): each rank predicts its shard of the images, rank 0 prints
+ *   and writes the metrics of the union (label maps and overlays from every rank).
  * - `--engine onnxruntime`: CHECKPOINT is a model exported by `tools/export.ts --format onnx`, run in
  *   onnxruntime-node (optional dependency). Segmentors: slide/whole, TTA and the resizing back to
  *   the original size are shared with the tfjs engine. Detectors: the dense part (backbone, FPN,
@@ -44,6 +46,7 @@ import { buildValidatedModel, validateModelConfig } from '../src/models/build.ts
 import type { Predictor } from '../src/models/model.ts';
 import { loadCheckpoint } from '../src/nn/checkpoint.ts';
 import { onnxPredictor } from '../src/onnx/runtime.ts';
+import { loadMpi } from '../src/dist/mpi.ts';
 import { runCli } from './cli.ts';
 
 await runCli(async () => {
@@ -61,10 +64,15 @@ await runCli(async () => {
     .option('engine', { type: 'string', choices: ['tfjs', 'onnxruntime'], default: 'tfjs',
       describe: 'tfjs: CHECKPOINT is trained weights; onnxruntime: CHECKPOINT is a model exported by tools/export.ts --format onnx' })
     .option('threads', { type: 'number', describe: 'onnxruntime: intra-op threads (default: onnxruntime\'s choice)' })
+    .option('launcher', { type: 'string', choices: ['none', 'mpi'], default: 'none', describe: 'mpi: each rank evaluates its shard; rank 0 reports the metrics of the union' })
     .demandCommand(2, 'give CONFIG and CHECKPOINT')
     .strict()
     .parse();
   if (argv._.length > 2) throw new Error(`unexpected arguments: ${argv._.slice(2).join(' ')}`);
+  const mpi = argv.launcher === 'mpi' ? loadMpi() : null;
+  const shard = mpi && mpi.size > 1 ? { rank: mpi.rank, size: mpi.size, allGather: (b: Uint8Array) => mpi.allGather(b) } : undefined;
+  const root = !shard || shard.rank === 0;
+  const say = (line: string) => { if (root) console.log(line); };
   const cfgPath = String(argv._[0]);
   const ckptArg = String(argv._[1]);
   const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [], openPaths: EXPERIMENT_OPEN_PATHS });
@@ -85,15 +93,17 @@ await runCli(async () => {
   let release = async (): Promise<void> => undefined;
   if (onnx) {
     // The config still says how to infer (test_cfg) and how many classes; the engine runs the export.
-    const predictor = await onnxPredictor(weights, built, { threads: argv.threads, log: (l) => console.log(l) });
+    const predictor = await onnxPredictor(weights, built, { threads: argv.threads, log: say });
     model = predictor;
     release = () => predictor.dispose();
   } else {
     await loadCheckpoint(built, weights, { strict: true });
-    console.log(`loaded ${weights}`);
+    say(`loaded ${weights}`);
   }
 
   const evaluator = buildEvaluator(cfg.val_evaluator, { task: model.task, dataset, numClasses: model.numClasses, file: cfgPath });
+  // One results file needs every image's detections in one process; per-image files (label maps, overlays) shard fine.
+  if (shard && argv.out && model.task === 'detection') throw new Error('--out with --launcher mpi: the COCO results file is written by one process (run tools/test.ts without mpirun)');
   const writers = await buildPredictionWriters({ task: model.task, dataset, numClasses: model.numClasses, out: argv.out, showDir: argv['show-dir'],
     showScoreThr: argv['show-score-thr'] });
 
@@ -102,20 +112,22 @@ await runCli(async () => {
     batchSize: argv['batch-size'],
     augTest: argv['aug-test'],
     onPrediction: writers.length ? async (item, pred) => { for (const w of writers) await w.write(item, pred); } : undefined,
-    log: (l) => { if (l.startsWith('warning')) console.warn(l); },
+    log: (l) => { if (l.startsWith('warning')) console.warn(shard ? `rank ${shard.rank}: ${l}` : l); },
+    shard,
   });
   const skipped = result.skipped ? `; skipped ${result.skipped} of ${dataset.length} samples (first: ${result.firstSkipped}), not scored` : '';
-  console.log(`evaluated ${result.evaluated} of ${dataset.length} images of data.${split}${skipped} in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+  say(`evaluated ${result.evaluated} of ${dataset.length} images of data.${split}${skipped} in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
     ` (${evaluator.type}${argv['aug-test'] ? ', aug-test' : ''}${onnx ? ', onnxruntime' : ''})`);
-  console.log(result.report);
-  if (argv['metrics-out']) {
+  say(result.report);
+  if (argv['metrics-out'] && root) {
     await mkdir(path.dirname(path.resolve(argv['metrics-out'])), { recursive: true });
     const json = { ...(result.json as Record<string, unknown>), num_images: dataset.length, num_evaluated: result.evaluated,
       num_skipped: result.skipped, first_skipped: result.firstSkipped };
     await writeFileAtomic(argv['metrics-out'], JSON.stringify(json, null, 2) + '\n');
-    console.log(`metrics written to ${argv['metrics-out']}`);
+    say(`metrics written to ${argv['metrics-out']}`);
   }
-  for (const w of writers) console.log(await w.finish());
+  for (const w of writers) say(await w.finish());
   await dataset.close?.();
   await release();
+  await mpi?.finalize();
 });
