@@ -22,6 +22,10 @@
  *   splits is checked for existence and one validation sample is loaded.
  * - `train.data_parallel: N` (> 1) trains N model replicas on N threads, each on a slice of every batch
  *   (wasm/cpu backends, which use one core each; ignored on the native ones).
+ * - `--launcher mpi` (started by `mpirun -np N` / `srun --mpi=pmix`): data-parallel training over N
+ *   processes: `data.batch_size` per rank, each rank its shard of every step's draws, gradients
+ *   all-reduced in 25 MB buckets and averaged, `train.sync_bn: true` (or `norm_cfg: {type: SyncBN}`)
+ *   statistics over all ranks, sharded evaluation, rank 0 writes; a failing rank stops the job.
  * - Every `train.eval_interval` iterations (and at the end) the model is evaluated on `data.val` with
  *   its `model.test_cfg` by the `val_evaluator` (default by the model's task); `train.best_metric`
  *   (default the evaluator's: mIoU, bbox_mAP) is tracked in `best.json`; the final metrics are
@@ -90,6 +94,8 @@ await runCli(async () => {
     .parse();
   // MPI first: every message below can then say which rank it comes from.
   const mpi = argv.launcher === 'mpi' ? loadMpi() : null;
+  // One rank per GPU with tfjs-node-gpu: each rank sees the GPU of its local rank (unless told otherwise).
+  if (mpi && mpi.localSize > 1) process.env.CUDA_VISIBLE_DEVICES ??= String(mpi.localRank);
   const dist = mpi && mpi.size > 1 ? { rank: mpi.rank, size: mpi.size, allGather: (b: Uint8Array) => mpi.allGather(b) } : undefined;
   try {
     await train(argv, mpi, dist);
