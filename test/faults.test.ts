@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { generateShapes } from '../src/datasets/shapes.ts';
 import { Rng } from '../src/nn/random.ts';
+import { tinySegData } from './helpers/tiny_seg.ts';
 import { ROOT } from './helpers/run_tool.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-faults-'));
@@ -31,19 +32,12 @@ async function dataCopy(dir: string): Promise<string> {
 
 /** A tiny UperNet config over the shapes data in `data`: checkpoints at 2, 4, 6; evaluations at 3, 6; log rows every 2. */
 function writeConfig(name: string, data = path.join(tmp, 'data'), extra: Record<string, unknown> = {}): string {
-  const d = path.join(data, 'ade');
-  const norm = { type: 'Normalize', mean: [123.675, 116.28, 103.53], std: [58.395, 57.12, 57.375] };
   const cfg = {
     _base_: path.join(ROOT, 'configs', 'upernet_c2f_shapes.yaml'),
     data: {
       batch_size: 2,
       num_workers: 0,
-      train: {
-        img_dir: path.join(d, 'images/training'), ann_dir: path.join(d, 'annotations/training'),
-        pipeline: [{ type: 'LoadImageFromFile' }, { type: 'LoadAnnotations' }, { type: 'Resize', scale: [96, 64], ratio_range: [0.75, 1.25], keep_ratio: true },
-          { type: 'RandomCrop', crop_size: [64, 64], cat_max_ratio: 0.75 }, { type: 'RandomFlip', prob: 0.5 }, norm, { type: 'Pad', size: [64, 64] }],
-      },
-      val: { img_dir: path.join(d, 'images/validation'), ann_dir: path.join(d, 'annotations/validation'), pipeline: [{ type: 'LoadImageFromFile' }, { type: 'LoadAnnotations' }, norm] },
+      ...tinySegData(data),
     },
     schedule: { max_iters: MAX_ITERS, warmup_iters: 1 },
     train: { eval_interval: 3, checkpoint_interval: 2, log_interval: 2 },

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { generateShapes } from '../src/datasets/shapes.ts';
 import { MPI_SETUP_HINT, mpiStatus } from '../src/dist/mpi.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
+import { tinySegData } from './helpers/tiny_seg.ts';
 import { ROOT, runTool } from './helpers/run_tool.ts';
 
 function skipReason(): string | false {
@@ -33,19 +34,13 @@ const data = skip ? null : generateShapes({ out: path.join(tmp, 'data'), train: 
  * 1e-3 relative L2 at step 10), which would say nothing about the distribution.
  */
 function config(): string {
-  const d = path.join(tmp, 'data', 'ade');
-  const norm = { type: 'Normalize', mean: [123.675, 116.28, 103.53], std: [58.395, 57.12, 57.375] };
+  const data = path.join(tmp, 'data');
   const cfg = {
     _base_: path.join(ROOT, 'configs', 'upernet_c2f_shapes.yaml'),
     model: { backbone: { drop_path_rate: 0 }, decode_head: { dropout_ratio: 0 }, auxiliary_head: { dropout_ratio: 0 } },
     data: {
       num_workers: 0,
-      train: {
-        img_dir: path.join(d, 'images/training'), ann_dir: path.join(d, 'annotations/training'),
-        pipeline: [{ type: 'LoadImageFromFile' }, { type: 'LoadAnnotations' }, { type: 'Resize', scale: [96, 64], ratio_range: [0.75, 1.25], keep_ratio: true },
-          { type: 'RandomCrop', crop_size: [64, 64], cat_max_ratio: 0.75 }, { type: 'RandomFlip', prob: 0.5 }, norm, { type: 'Pad', size: [64, 64] }],
-      },
-      val: { img_dir: path.join(d, 'images/validation'), ann_dir: path.join(d, 'annotations/validation'), pipeline: [{ type: 'LoadImageFromFile' }, { type: 'LoadAnnotations' }, norm] },
+      ...tinySegData(data),
     },
     optimizer: { lr: 1e-4 },
     schedule: { max_iters: 10, warmup_iters: 1 },
