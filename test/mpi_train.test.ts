@@ -12,6 +12,7 @@ import path from 'node:path';
 import { generateShapes } from '../src/datasets/shapes.ts';
 import { MPI_SETUP_HINT, mpiStatus } from '../src/dist/mpi.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
+import { isZombie } from '../src/util/process_info.ts';
 import { tinySegData } from './helpers/tiny_seg.ts';
 import { ROOT, runTool } from './helpers/run_tool.ts';
 
@@ -59,6 +60,22 @@ function mpirun(np: number, args: string[], env: Record<string, string> = {}, ti
   return { code: r.status, out: `${r.stdout}\n${r.stderr}`, seconds: (performance.now() - t0) / 1000 };
 }
 
+/** Waits (up to 40 s) until no live process holds `work`'s lock. */
+async function holderGone(work: string): Promise<void> {
+  for (let t = 0; t < 400; t++) {
+    let pid = 0;
+    try {
+      pid = (JSON.parse(readFileSync(path.join(work, '.lock'), 'utf8')) as { pid: number }).pid;
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    if (isZombie(pid)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`the killed run still holds ${work}/.lock after 40 s`);
+}
+
 const rows = (work: string): Record<string, number>[] => readFileSync(path.join(work, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
 
 test('2 ranks x batch 2 with SyncBN = 1 process x batch 4: weights within 1e-4, losses, metrics', { skip }, async () => {
@@ -104,6 +121,8 @@ test('SIGKILL of both ranks, then --resume on 2 ranks: byte-identical to the uni
   const work = path.join(tmp, 'two_killed');
   const killed = mpirun(2, [cfg, '--work-dir', work, '--launcher', 'mpi', '--cfg-options', 'data.batch_size=2'], { C2F_FAULT_AT: 'train:step@7' });
   assert.notEqual(killed.code, 0, killed.out);
+  // mpirun may return while its last rank is still being torn down: the lock says who holds the dir.
+  await holderGone(work);
   const resumed = mpirun(2, [cfg, '--work-dir', work, '--launcher', 'mpi', '--resume', '--cfg-options', 'data.batch_size=2']);
   assert.equal(resumed.code, 0, resumed.out);
   assert.match(resumed.out, /resumed from .*latest\.json at iter 5/);

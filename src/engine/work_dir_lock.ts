@@ -14,7 +14,7 @@
 import { closeSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { processStartTime } from '../util/process_info.ts';
+import { isZombie, processStartTime } from '../util/process_info.ts';
 
 /** What `<workDir>/.lock` holds. */
 export interface LockInfo {
@@ -57,6 +57,7 @@ function holderAlive(info: LockInfo): boolean {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
   }
+  if (isZombie(info.pid)) return false; // exited, not yet reaped
   // The pid exists; a different start time means the pid was reused after the holder died.
   const start = processStartTime(info.pid);
   return info.pidStart === null || start === null || start === info.pidStart;

@@ -2,7 +2,8 @@
  * No orphaned trainer: `npx tsx tools/train.ts` runs as four processes (npm exec → sh → the tsx CLI
  * → node with the TypeScript loader), and a `kill -9` of any launcher above leaves the node process
  * running, still writing the work dir. SIGINT/SIGTERM are relayed by tsx; SIGKILL cannot be. So the
- * tool watches its launcher ancestors (those whose command line names tsx, npm or npx, or runs
+ * tool watches its launcher ancestors (those whose command line names tsx, npm, npx or an MPI
+ * launcher such as mpirun/orted, or runs
  * through tsx's loader, as the demos that start train/test do) and stops as on SIGTERM when one of
  * them is gone or its pid was reused. Linux only (`/proc`); elsewhere it watches nothing.
  */
@@ -14,7 +15,7 @@ interface Watched {
   command: string;
 }
 
-const LAUNCHER = /(^|[\s/'"])(tsx|npx|npm|npm-cli\.js|npx-cli\.js)(['"\s]|$)|\/tsx\/dist\/(cli\.mjs|loader\.mjs|preflight\.cjs)/;
+const LAUNCHER = /(^|[\s/'"])(tsx|npx|npm|npm-cli\.js|npx-cli\.js|mpirun|mpiexec|orterun|orted|prted|prterun)(['"\s]|$)|\/tsx\/dist\/(cli\.mjs|loader\.mjs|preflight\.cjs)/;
 
 /** The consecutive launcher processes above this one (nearest first). */
 export function launcherAncestors(): Watched[] {

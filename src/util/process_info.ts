@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 
 interface ProcStat {
+  /** `R`, `S`, `D`, `Z` (zombie: exited, not yet reaped), ... */
+  state: string;
   ppid: number;
   /** Start time in clock ticks since boot. */
   start: number;
@@ -16,7 +18,7 @@ function procStat(pid: number): ProcStat | null {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may contain spaces or ')': split after the last ')'.
     const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(rest[1]), start: Number(rest[19]) };
+    return { state: rest[0], ppid: Number(rest[1]), start: Number(rest[19]) };
   } catch {
     return null;
   }
@@ -25,6 +27,11 @@ function procStat(pid: number): ProcStat | null {
 /** The process's start time (Linux clock ticks since boot), or null where `/proc` cannot say. */
 export function processStartTime(pid: number): number | null {
   return procStat(pid)?.start ?? null;
+}
+
+/** Whether `pid` has exited but is not yet reaped (a zombie holds no resources); false when unknown. */
+export function isZombie(pid: number): boolean {
+  return procStat(pid)?.state === 'Z';
 }
 
 /** Parent pid of `pid` (null when unknown). */

@@ -22,6 +22,7 @@ export function defaultHooks(opts: TrainerOptions): Hook[] {
     hooks.push(new EvalHook({ evaluate: opts.evaluate, interval: opts.evalInterval, bestMetric: opts.bestMetric }));
   }
   hooks.push(...(opts.hooks ?? []));
-  hooks.push(new InterruptHook(opts.exitOnInterrupt ?? true));
+  // Distributed: the save on a signal needs every rank; a dead one must not keep this one forever.
+  hooks.push(new InterruptHook(opts.exitOnInterrupt ?? true, opts.dist && opts.dist.size > 1 ? 30_000 : undefined));
   return hooks;
 }

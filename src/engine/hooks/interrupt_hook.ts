@@ -9,15 +9,26 @@ import type { Hook, IterContext } from './hook.ts';
 
 export class InterruptHook implements Hook {
   private requested: NodeJS.Signals | null = null;
-  private readonly onSigint = () => {
-    this.requested = 'SIGINT';
-  };
-  private readonly onSigterm = () => {
-    this.requested = 'SIGTERM';
-  };
+  private readonly onSigint = () => this.request('SIGINT');
+  private readonly onSigterm = () => this.request('SIGTERM');
 
-  /** @param exitOnInterrupt After saving: `process.exit(130)` (default) or return from `run()`. */
-  constructor(private readonly exitOnInterrupt = true) {}
+  /**
+   * @param exitOnInterrupt After saving: `process.exit(130)` (default) or return from `run()`.
+   * @param graceMs Exit anyway this long after a signal (default: never). For distributed runs,
+   *   whose save needs every rank: a dead peer would otherwise leave this rank waiting forever.
+   */
+  constructor(private readonly exitOnInterrupt = true, private readonly graceMs?: number) {}
+
+  private request(signal: NodeJS.Signals): void {
+    this.requested = signal;
+    if (this.graceMs !== undefined) {
+      const code = signal === 'SIGTERM' ? 143 : 130;
+      setTimeout(() => {
+        process.stderr.write(`error: no checkpoint within ${this.graceMs! / 1000} s of ${signal} (a peer process is gone?); exiting\n`);
+        process.exit(code);
+      }, this.graceMs).unref();
+    }
+  }
 
   beforeRun(): void {
     this.requested = null;
