@@ -13,7 +13,8 @@ import * as tf from '@tensorflow/tfjs';
 import { buildDataset } from '../src/datasets/build.ts';
 import type { Batch } from '../src/datasets/collate.ts';
 import { generateShapes } from '../src/datasets/shapes.ts';
-import { evaluateModel, type EvalShard } from '../src/engine/evaluate.ts';
+import { evaluateModel } from '../src/engine/evaluate.ts';
+import type { ProcessGroup } from '../src/engine/process_group.ts';
 import { buildEvaluator } from '../src/evaluation/build.ts';
 import type { Predictor } from '../src/models/model.ts';
 import type { Prediction } from '../src/structures/prediction.ts';
@@ -24,7 +25,7 @@ process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 const data = generateShapes({ out: tmp, train: 1, val: 7, minSize: 48, maxSize: 64, what: ['semantic', 'instances'], log: () => {} });
 
 /** In-memory all-gather of `size` concurrent participants. */
-function gatherGroup(size: number): EvalShard[] {
+function gatherGroup(size: number): ProcessGroup[] {
   let pending: { parts: Uint8Array[]; resolvers: ((v: Uint8Array[]) => void)[]; n: number } = { parts: [], resolvers: [], n: 0 };
   return Array.from({ length: size }, (_, rank) => ({
     rank, size,

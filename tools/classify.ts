@@ -15,7 +15,7 @@ import { assertVariant, inferConv2FormerConfig } from '../src/backbone/conv2form
 import { IMAGENET_CLASSES } from '../src/datasets/imagenet_classes.ts';
 import { loadClassificationInput } from '../src/datasets/imagenet_preprocess.ts';
 import { readCheckpointFile } from '../src/nn/checkpoint.ts';
-import { createSession, loadOnnxRuntime, toNchw } from '../src/onnx/runtime.ts';
+import { createSession, runOnImages } from '../src/onnx/runtime.ts';
 import { runCli } from './cli.ts';
 
 await runCli(async () => {
@@ -40,12 +40,13 @@ await runCli(async () => {
   if (argv.engine === 'onnxruntime') {
     if (!argv.checkpoint.endsWith('.onnx')) throw new Error(`--engine onnxruntime: --checkpoint must be an exported classifier .onnx (tools/export.ts --format onnx --with-head), got ${argv.checkpoint}`);
     const session = await createSession(argv.checkpoint, { threads: argv.threads });
-    const ort = await loadOnnxRuntime();
     for (const image of argv._.map(String)) {
       const input = await loadClassificationInput(image);
-      const { data, dims } = toNchw(tf.tensor(input.data, input.shape) as tf.Tensor4D);
-      const out = (await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', data, dims) }))[session.outputNames[0]];
+      const x = tf.tensor(input.data, input.shape) as tf.Tensor4D;
+      const out = (await runOnImages(session, x))[session.outputNames[0]];
+      x.dispose();
       print(image, tf.tidy(() => tf.softmax(tf.tensor2d(out.data as Float32Array, out.dims as [number, number])).dataSync()));
+      out.dispose();
     }
     await session.release();
     return;

@@ -39,17 +39,20 @@ import { exportOnnx, roiWeightsOf, writeOnnx, type OnnxExportKind } from '../src
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import { runCli } from './cli.ts';
 
+/** The step of `type` in a config pipeline (undefined when there is none). */
+function pipelineStep<T>(pipeline: unknown, type: string): Partial<T> | undefined {
+  return Array.isArray(pipeline) ? pipeline.find((s) => (s as { type?: string })?.type === type) as Partial<T> | undefined : undefined;
+}
+
 /** The test pipeline's keep-ratio `Resize` (what a user must do before the model), if any. */
 function resizeOf(pipeline: unknown): { scale: unknown; keep_ratio: boolean } | null {
-  if (!Array.isArray(pipeline)) return null;
-  const step = pipeline.find((s) => (s as { type?: string })?.type === 'Resize') as { scale?: unknown; keep_ratio?: boolean } | undefined;
+  const step = pipelineStep<{ scale: unknown; keep_ratio: boolean }>(pipeline, 'Resize');
   return step?.scale !== undefined ? { scale: step.scale, keep_ratio: step.keep_ratio ?? true } : null;
 }
 
 /** The `Normalize` step of a pipeline (mean/std in 0..255), if any. */
 function normalizeOf(pipeline: unknown): { mean: number[]; std: number[] } | null {
-  if (!Array.isArray(pipeline)) return null;
-  const step = pipeline.find((s) => (s as { type?: string })?.type === 'Normalize') as { mean?: number[]; std?: number[] } | undefined;
+  const step = pipelineStep<{ mean: number[]; std: number[] }>(pipeline, 'Normalize');
   return step?.mean && step.std ? { mean: step.mean, std: step.std } : null;
 }
 

@@ -70,7 +70,7 @@ await runCli(async () => {
     .parse();
   if (argv._.length > 2) throw new Error(`unexpected arguments: ${argv._.slice(2).join(' ')}`);
   const mpi = argv.launcher === 'mpi' ? loadMpi() : null;
-  const shard = mpi && mpi.size > 1 ? { rank: mpi.rank, size: mpi.size, allGather: (b: Uint8Array) => mpi.allGather(b) } : undefined;
+  const shard = mpi && mpi.size > 1 ? mpi : undefined;
   const root = !shard || shard.rank === 0;
   const say = (line: string) => { if (root) console.log(line); };
   const cfgPath = String(argv._[0]);

@@ -45,7 +45,7 @@ import { skipSummary } from '../src/datasets/dataset.ts';
 import { readLogRows } from '../src/engine/hooks/logger_hook.ts';
 import { acquireWorkDirLock } from '../src/engine/work_dir_lock.ts';
 import { localGradients } from '../src/engine/gradients.ts';
-import type { TrainerDist } from '../src/engine/trainer.ts';
+import type { ProcessGroup } from '../src/engine/process_group.ts';
 import { AllReducedGradients, broadcastState, convertSyncBatchNorm } from '../src/dist/distributed.ts';
 import { loadMpi, type Mpi } from '../src/dist/mpi.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
@@ -96,7 +96,7 @@ await runCli(async () => {
   const mpi = argv.launcher === 'mpi' ? loadMpi() : null;
   // One rank per GPU with tfjs-node-gpu: each rank sees the GPU of its local rank (unless told otherwise).
   if (mpi && mpi.localSize > 1) process.env.CUDA_VISIBLE_DEVICES ??= String(mpi.localRank);
-  const dist = mpi && mpi.size > 1 ? { rank: mpi.rank, size: mpi.size, allGather: (b: Uint8Array) => mpi.allGather(b) } : undefined;
+  const dist = mpi && mpi.size > 1 ? mpi : undefined;
   try {
     await train(argv, mpi, dist);
   } catch (e) {
@@ -116,7 +116,7 @@ interface TrainArgs {
   'strict-data': boolean;
 }
 
-async function train(argv: TrainArgs, mpi: Mpi | null, dist: TrainerDist | undefined): Promise<void> {
+async function train(argv: TrainArgs, mpi: Mpi | null, dist: ProcessGroup | undefined): Promise<void> {
   const cfgPath = argv.config as string;
   const raw = loadConfig(cfgPath, { cfgOptions: argv['cfg-options'] ?? [], openPaths: EXPERIMENT_OPEN_PATHS });
   const cfg = validateExperimentConfig(raw, cfgPath);

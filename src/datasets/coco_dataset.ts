@@ -21,7 +21,7 @@ import path from 'node:path';
 import { COCO } from '../coco/coco.ts';
 import type { CocoAnnotation, CocoImage } from '../coco/types.ts';
 import type { Rng } from '../nn/random.ts';
-import type { BadSamplePolicy, Dataset } from './dataset.ts';
+import { BadSampleLog, type BadSamplePolicy, type Dataset } from './dataset.ts';
 import { loadAnnotations, loadImage } from './transforms/load.ts';
 import { bool, num, obj, optional, str } from '../config/schema.ts';
 import { typeSpec } from '../config/lookup.ts';
@@ -80,8 +80,7 @@ export class CocoDataset implements Dataset {
   readonly testMode: boolean;
   readonly onBadSample: BadSamplePolicy;
   private readonly log: (line: string) => void;
-  /** Bad samples by index: `FILE: cause`, in the order they were found. */
-  private readonly bad = new Map<number, string>();
+  private readonly bad = new BadSampleLog();
 
   private constructor(coco: COCO, opts: CocoDatasetOptions, images: CocoImage[], catIds: number[], transforms: Transform[], log: (line: string) => void, private readonly loadSteps: LoadSteps) {
     this.coco = coco;
@@ -145,11 +144,11 @@ export class CocoDataset implements Dataset {
   }
 
   get badSamples(): number {
-    return this.bad.size;
+    return this.bad.count;
   }
 
   get firstBadSample(): string | null {
-    return this.bad.values().next().value ?? null;
+    return this.bad.first;
   }
 
   sourceFiles(index: number): string[] {
@@ -157,7 +156,7 @@ export class CocoDataset implements Dataset {
   }
 
   badSampleOf(index: number): string | null {
-    return this.bad.get(index) ?? null;
+    return this.bad.of(index);
   }
 
   /** Path of the image file of sample `index`. */
@@ -182,10 +181,7 @@ export class CocoDataset implements Dataset {
     } catch (e) {
       const cause = (e as Error).message;
       if (this.onBadSample === 'error') throw new Error(`CocoDataset: bad sample ${file} (image id ${this.images[index].id}): ${cause}`, { cause: e });
-      if (!this.bad.has(index)) {
-        this.bad.set(index, `${file}: ${cause}`);
-        this.log(`warning: skipping ${file}: ${cause}`);
-      }
+      if (this.bad.add(index, `${file}: ${cause}`)) this.log(`warning: skipping ${file}: ${cause}`);
       return null;
     }
     return runPipeline(this.transforms, s, { rng });

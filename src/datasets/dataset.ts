@@ -55,6 +55,31 @@ export function isSegLabelSource(ds: Dataset): ds is SegLabelSource {
   return Array.isArray(d.pairs) && typeof d.reduceZeroLabel === 'boolean';
 }
 
+/** The bad samples a dataset skipped: `FILE: cause` by index, each recorded once, in the order found. */
+export class BadSampleLog {
+  private readonly byIndex = new Map<number, string>();
+
+  /** Records sample `index` as bad; true when it was not recorded yet (the caller warns once). */
+  add(index: number, what: string): boolean {
+    if (this.byIndex.has(index)) return false;
+    this.byIndex.set(index, what);
+    return true;
+  }
+
+  get count(): number {
+    return this.byIndex.size;
+  }
+
+  /** `FILE: cause` of the first one found (null: none). */
+  get first(): string | null {
+    return this.byIndex.values().next().value ?? null;
+  }
+
+  of(index: number): string | null {
+    return this.byIndex.get(index) ?? null;
+  }
+}
+
 /**
  * `skipped N of M samples (first: FILE: cause)` for a dataset of M samples that skipped N as bad,
  * or null when none was skipped.

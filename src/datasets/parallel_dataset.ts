@@ -14,7 +14,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ConfigAt } from '../config/lookup.ts';
 import type { Rng, RngState } from '../nn/random.ts';
-import type { Dataset } from './dataset.ts';
+import { BadSampleLog, type Dataset } from './dataset.ts';
 import type { Sample } from './transforms/types.ts';
 
 /** What a data worker is started with (`workerData`). */
@@ -95,7 +95,7 @@ class DataWorker {
 export class ParallelDataset implements Dataset {
   private nextId = 0;
 
-  private constructor(readonly local: Dataset, private readonly workers: DataWorker[], private readonly bad: Map<number, string>) {
+  private constructor(readonly local: Dataset, private readonly workers: DataWorker[], private readonly bad: BadSampleLog) {
     // A drop-in for the local dataset: the rest of its surface (SegLabelSource's pairs, CocoDataset's
     // api...) and its class for `instanceof` (the evaluators check for a CocoDataset).
     return new Proxy(this, {
@@ -119,10 +119,8 @@ export class ParallelDataset implements Dataset {
     const entry = new URL('./dataset_worker.ts', import.meta.url).href;
     const boot = new URL('../util/worker_boot.mjs', import.meta.url);
     // Bad samples by index across the workers (two workers may both meet the same one).
-    const bad = new Map<number, string>();
-    const onBad = (index: number, what: string): void => {
-      if (!bad.has(index)) bad.set(index, what);
-    };
+    const bad = new BadSampleLog();
+    const onBad = (index: number, what: string): void => void bad.add(index, what);
     const workers = Array.from({ length: numWorkers }, (_, i) =>
       new DataWorker(new Worker(boot, { workerData: { ...init, entry } satisfies DataWorkerInit }), i + 1, onBad));
     try {
@@ -143,15 +141,15 @@ export class ParallelDataset implements Dataset {
 
   /** Bad samples the workers skipped (each worker warns once per sample it skips), by index. */
   get badSamples(): number {
-    return this.bad.size;
+    return this.bad.count;
   }
 
   get firstBadSample(): string | null {
-    return this.bad.values().next().value ?? null;
+    return this.bad.first;
   }
 
   badSampleOf(index: number): string | null {
-    return this.bad.get(index) ?? null;
+    return this.bad.of(index);
   }
 
   get numWorkers(): number {

@@ -17,7 +17,7 @@ import path from 'node:path';
 import type { Rng } from '../nn/random.ts';
 import { typeSpec } from '../config/lookup.ts';
 import { bool, int, list, obj, optional, str, type Schema } from '../config/schema.ts';
-import type { BadSamplePolicy, SegLabelSource, SegPair } from './dataset.ts';
+import { BadSampleLog, type BadSamplePolicy, type SegLabelSource, type SegPair } from './dataset.ts';
 import { SHAPES_SEG_CLASSES, SHAPES_SEG_PALETTE } from './shapes.ts';
 import { loadImage, loadSegMap } from './transforms/load.ts';
 import { PIPELINE_SCHEMA, resolvePipeline, runPipeline, type LoadSteps, type PipelineOption } from './transforms/pipeline.ts';
@@ -148,8 +148,7 @@ export class SegDataset implements SegLabelSource {
   readonly transforms: Transform[];
   private readonly imageLoad: LoadSteps['image'];
   private readonly log: (line: string) => void;
-  /** Bad samples by index: `FILE: cause`, in the order they were found. */
-  private readonly bad = new Map<number, string>();
+  private readonly bad = new BadSampleLog();
 
   protected constructor(init: SegInit) {
     const o = init.opts;
@@ -181,11 +180,11 @@ export class SegDataset implements SegLabelSource {
   }
 
   get badSamples(): number {
-    return this.bad.size;
+    return this.bad.count;
   }
 
   get firstBadSample(): string | null {
-    return this.bad.values().next().value ?? null;
+    return this.bad.first;
   }
 
   sourceFiles(index: number): string[] {
@@ -194,7 +193,7 @@ export class SegDataset implements SegLabelSource {
   }
 
   badSampleOf(index: number): string | null {
-    return this.bad.get(index) ?? null;
+    return this.bad.of(index);
   }
 
   async getSample(index: number, rng: Rng): Promise<Sample | null> {
@@ -208,10 +207,7 @@ export class SegDataset implements SegLabelSource {
     } catch (e) {
       const cause = (e as Error).message;
       if (this.onBadSample === 'error') throw new Error(`SegDataset: bad sample ${pair.imgPath}: ${cause}`, { cause: e });
-      if (!this.bad.has(index)) {
-        this.bad.set(index, `${pair.imgPath}: ${cause}`);
-        this.log(`warning: skipping ${pair.imgPath}: ${cause}`);
-      }
+      if (this.bad.add(index, `${pair.imgPath}: ${cause}`)) this.log(`warning: skipping ${pair.imgPath}: ${cause}`);
       return null;
     }
     return runPipeline(this.transforms, s, { rng });

@@ -7,17 +7,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../datasets/collate.ts';
 import type { BatchGradients, GradientSource } from '../engine/gradients.ts';
+import type { ProcessGroup } from '../engine/process_group.ts';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.ts';
 import type { Module } from '../nn/module.ts';
 import { BatchNorm2d, type StatReducer } from '../nn/norm.ts';
 
 /** The collectives data parallelism needs (an {@link Mpi} is one). */
-export interface Collectives {
-  readonly rank: number;
-  readonly size: number;
+export interface Collectives extends ProcessGroup {
   allReduceSum<T extends Float32Array | Float64Array>(values: T): Promise<T>;
   broadcast<T extends ArrayBufferView>(view: T, root?: number): Promise<T>;
-  allGather(bytes: Uint8Array): Promise<Uint8Array[]>;
   /** Blocking all-reduce (sum), for statistics inside a synchronous forward/backward (SyncBN). */
   allReduceSumSync(values: Float64Array): void;
 }

@@ -28,6 +28,7 @@ import { globalRng, type RngState } from '../nn/random.ts';
 import type { DataLoader, DataLoaderState } from '../datasets/loader.ts';
 import type { Module } from '../nn/module.ts';
 import type { Optimizer } from './optimizer.ts';
+import { allGatherJson, type ProcessGroup } from './process_group.ts';
 
 /** What `latest.json` / `best.json` hold. */
 export interface CheckpointPointer {
@@ -145,7 +146,7 @@ export interface CheckpointParts {
   /** The model config block, stored in the state and compared on resume (omit: not checked). */
   modelConfig?: unknown;
   /** Distributed runs: saving gathers every rank's loader state and rank 0 alone writes. */
-  dist?: { rank: number; size: number; allGather(bytes: Uint8Array): Promise<Uint8Array[]> };
+  dist?: ProcessGroup;
 }
 
 /** What `Checkpointer.resume` restored beyond the model, optimizer, Rng and loader. */
@@ -188,11 +189,7 @@ export class Checkpointer {
     const { model, optimizer, loader, seed, modelConfig, dist } = this.parts;
     const weights = `iter_${iter}.safetensors`;
     const state = stateFileOf(weights);
-    let loaderShards: DataLoaderState[] | undefined;
-    if (dist && dist.size > 1) {
-      const parts = await dist.allGather(new TextEncoder().encode(JSON.stringify(loader.state())));
-      loaderShards = parts.map((p) => JSON.parse(new TextDecoder().decode(p)) as DataLoaderState);
-    }
+    const loaderShards = dist && dist.size > 1 ? await allGatherJson(dist, loader.state()) : undefined;
     if (dist && dist.rank !== 0) {
       this.lastCheckpoint = weights;
       this.lastCheckpointIter = iter;

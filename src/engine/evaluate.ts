@@ -8,7 +8,9 @@ import { collate } from '../datasets/collate.ts';
 import type { Dataset } from '../datasets/dataset.ts';
 import { sampleRng } from '../datasets/loader.ts';
 import type { Sample } from '../datasets/transforms/types.ts';
-import { fromJsonBytes, jsonBytes, type EvalItem, type EvalResult, type Evaluator } from '../evaluation/evaluator.ts';
+import type { EvalItem, EvalResult, Evaluator } from '../evaluation/evaluator.ts';
+import { fromJsonBytes, jsonBytes } from '../io/json_file.ts';
+import type { ProcessGroup } from './process_group.ts';
 import type { Predictor } from '../models/model.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import { faultPoint } from '../util/fault_points.ts';
@@ -29,14 +31,7 @@ export interface EvaluateOptions {
    * size, ...`; the evaluators' partial states and the counts are gathered, so every process
    * returns the metrics of the whole set, computed once from the union (never averaged).
    */
-  shard?: EvalShard;
-}
-
-/** This process's place and the all-gather of the processes (e.g. MPI's). */
-export interface EvalShard {
-  rank: number;
-  size: number;
-  allGather(bytes: Uint8Array): Promise<Uint8Array[]>;
+  shard?: ProcessGroup;
 }
 
 export interface EvaluateResult extends EvalResult {

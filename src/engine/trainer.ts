@@ -28,6 +28,7 @@ import type { Optimizer } from './optimizer.ts';
 import { lrAt, type LrScheduleConfig } from './lr_schedule.ts';
 import { localGradients, type GradientSource, type TrainableModel } from './gradients.ts';
 import { Checkpointer, type CheckpointPointer } from './checkpointer.ts';
+import { allGatherJson, type ProcessGroup } from './process_group.ts';
 import type { Hook, IterContext, RunContext, TrainerApi } from './hooks/hook.ts';
 import { defaultHooks } from './hooks/defaults.ts';
 
@@ -68,7 +69,7 @@ export interface TrainerOptions {
    * Distributed training (one process of `size`, e.g. under MPI): rank 0 alone writes checkpoints,
    * `best.json` and the log; checkpoints hold every rank's data-loader state; interrupts are agreed.
    */
-  dist?: TrainerDist;
+  dist?: ProcessGroup;
   /** Receives the human-readable lines (default `console.log`). */
   log?: (line: string) => void;
   /** `\r` progress line on stdout (default: stdout is a TTY and `log` is not given). */
@@ -77,13 +78,6 @@ export interface TrainerOptions {
   exitOnInterrupt?: boolean;
   /** Extra hooks, called after the default ones and before `InterruptHook`. */
   hooks?: Hook[];
-}
-
-/** This process's place in a distributed run and the all-gather of its processes. */
-export interface TrainerDist {
-  rank: number;
-  size: number;
-  allGather(bytes: Uint8Array): Promise<Uint8Array[]>;
 }
 
 export interface RunResult {
@@ -235,8 +229,7 @@ export class Trainer implements TrainerApi {
   async anyRank(flag: boolean): Promise<boolean> {
     const dist = this.opts.dist;
     if (!dist || dist.size === 1) return flag;
-    const all = await dist.allGather(Uint8Array.of(flag ? 1 : 0));
-    return all.some((b) => b[0] === 1);
+    return (await allGatherJson(dist, flag)).some(Boolean);
   }
 
   /**

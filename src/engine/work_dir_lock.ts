@@ -14,6 +14,7 @@
 import { closeSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { isAtomicTemporary } from '../io/atomic_write.ts';
 import { isZombie, processStartTime } from '../util/process_info.ts';
 
 /** What `<workDir>/.lock` holds. */
@@ -28,8 +29,6 @@ export interface LockInfo {
 }
 
 export const LOCK_FILE = '.lock';
-/** Matches the temporary files of `writeFileAtomic`. */
-const ATOMIC_TMP = /^\..+\.\d+\.[0-9a-f]{12}\.tmp$/;
 
 /** A held work-dir lock; `release()` is idempotent (and runs at process exit). */
 export interface WorkDirLock {
@@ -135,7 +134,7 @@ export function removeAtomicTemporaries(dir: string, log: (line: string) => void
   let n = 0;
   let bytes = 0;
   for (const name of readdirSync(dir)) {
-    if (!ATOMIC_TMP.test(name)) continue;
+    if (!isAtomicTemporary(name)) continue;
     const p = join(dir, name);
     try {
       bytes += statSync(p).size;

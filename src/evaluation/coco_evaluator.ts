@@ -12,7 +12,8 @@ import type { CocoResult } from '../coco/types.ts';
 import { masksToBitmaps } from '../structures/masks.ts';
 import { numInstances, type Instances } from '../structures/instances.ts';
 import type { Prediction } from '../structures/prediction.ts';
-import { fromJsonBytes, jsonBytes, type EvalItem, type EvalResult, type Evaluator } from './evaluator.ts';
+import { fromJsonBytes, jsonBytes } from '../io/json_file.ts';
+import type { EvalItem, EvalResult, Evaluator } from './evaluator.ts';
 import { formatTable } from './table.ts';
 
 export type CocoIouType = 'bbox' | 'segm';

@@ -43,12 +43,3 @@ export interface Evaluator {
   merge(parts: readonly Uint8Array[]): void;
 }
 
-/** JSON of `value` as UTF-8 bytes (evaluator partials). */
-export function jsonBytes(value: unknown): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(value));
-}
-
-/** The inverse of {@link jsonBytes}. */
-export function fromJsonBytes<T>(bytes: Uint8Array): T {
-  return JSON.parse(new TextDecoder().decode(bytes)) as T;
-}

@@ -11,7 +11,8 @@
 import type { SegLabelSource } from '../datasets/dataset.ts';
 import { readLabelPng } from '../io/label_png.ts';
 import type { Prediction } from '../structures/prediction.ts';
-import { fromJsonBytes, jsonBytes, type EvalItem, type EvalResult, type Evaluator } from './evaluator.ts';
+import { fromJsonBytes, jsonBytes } from '../io/json_file.ts';
+import type { EvalItem, EvalResult, Evaluator } from './evaluator.ts';
 import { formatSegMetrics, SegMetricAccumulator, type SegAccumulatorState, type SegMetrics } from './seg_metrics.ts';
 
 

@@ -8,6 +8,11 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { faultPoint } from '../util/fault_points.ts';
 
+/** Whether a file name is one of this module's temporaries (`.NAME.PID.HEX.tmp`), left by an interrupted write. */
+export function isAtomicTemporary(name: string): boolean {
+  return /^\..+\.\d+\.[0-9a-f]{12}\.tmp$/.test(name);
+}
+
 /**
  * Writes `data` (a string, bytes, or byte chunks written in order) to `path` atomically.
  * @throws naming `path` when the folder is missing or not writable.
@@ -16,7 +21,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array | 
   const parts = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
   const dir = dirname(path);
   // Same folder: rename is only atomic within one filesystem.
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`); // see isAtomicTemporary
   try {
     const fh = await open(tmp, 'wx');
     try {

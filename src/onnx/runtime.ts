@@ -46,28 +46,31 @@ export async function createSession(model: string | Uint8Array, opts: { threads?
   }
 }
 
-/** NHWC `[N, H, W, C]` float32 → NCHW bytes and dims. */
-export function toNchw(x: tf.Tensor4D): { data: Float32Array; dims: number[] } {
-  const t = tf.transpose(x, [0, 3, 1, 2]);
+/** An onnxruntime output tensor. */
+export type OrtTensor = import('onnxruntime-node').Tensor;
+
+/** One run of `session` on NHWC images `[N, H, W, C]` (fed as NCHW to its first input); its outputs by name. */
+export async function runOnImages(session: OrtSession, imgs: tf.Tensor4D): Promise<Record<string, OrtTensor>> {
+  const rt = await loadOnnxRuntime();
+  const nchw = tf.transpose(imgs, [0, 3, 1, 2]);
+  let input: OrtTensor;
   try {
-    return { data: t.dataSync() as Float32Array, dims: t.shape };
+    input = new rt.Tensor('float32', nchw.dataSync() as Float32Array, nchw.shape);
   } finally {
-    t.dispose();
+    nchw.dispose();
   }
+  return session.run({ [session.inputNames[0]]: input });
 }
 
-/** One run of `session` on NCHW `data`; returns its first output as NHWC `[N, h, w, K]`. */
-export async function runNchwToNhwc(session: OrtSession, data: Float32Array, dims: number[]): Promise<tf.Tensor4D> {
-  const rt = await loadOnnxRuntime();
-  const feeds = { [session.inputNames[0]]: new rt.Tensor('float32', data, dims) };
-  const out = (await session.run(feeds))[session.outputNames[0]];
-  const [n, k, h, w] = out.dims as number[];
-  const nchw = tf.tensor4d(out.data as Float32Array, [n, k, h, w]);
+/** An NCHW output `[N, C, h, w]` as an NHWC tfjs tensor `[N, h, w, C]`; releases the output. */
+export function outputToNhwc(t: OrtTensor | undefined, name: string): tf.Tensor4D {
+  if (!t) throw new Error(`the ONNX model has no output '${name}' (export it with tools/export.ts --format onnx)`);
+  const nchw = tf.tensor4d(t.data as Float32Array, t.dims as [number, number, number, number]);
   try {
     return tf.transpose(nchw, [0, 2, 3, 1]);
   } finally {
     nchw.dispose();
-    out.dispose();
+    t.dispose();
   }
 }
 
@@ -101,8 +104,8 @@ export class OnnxSegmentor implements Predictor {
 
   /** Logits `[N, h, w, K]` at the input's size. */
   private async encodeDecode(imgs: tf.Tensor4D): Promise<tf.Tensor4D> {
-    const { data, dims } = toNchw(imgs);
-    const logits = await runNchwToNhwc(this.session, data, dims);
+    const name = this.session.outputNames[0];
+    const logits = outputToNhwc((await runOnImages(this.session, imgs))[name], name);
     const [, h, w] = imgs.shape;
     if (logits.shape[1] === h && logits.shape[2] === w) return logits;
     try {
@@ -146,21 +149,9 @@ export class OnnxDetector implements Predictor {
 
   async predict(batch: Batch, opts: ModelPredictOptions = {}): Promise<Prediction[]> {
     if (opts.augTest) throw new Error('detectors: test-time augmentation (--aug-test) is not implemented');
-    const rt = await loadOnnxRuntime();
-    const { data, dims } = toNchw(batch.imgs);
-    const out = await this.session.run({ [this.session.inputNames[0]]: new rt.Tensor('float32', data, dims) });
+    const out = await runOnImages(this.session, batch.imgs);
     const levels = this.session.outputNames.filter((n) => n.startsWith('feat')).length;
-    const nhwc = (name: string): tf.Tensor4D => {
-      const t = out[name];
-      if (!t) throw new Error(`the ONNX detector has no output '${name}' (export it with tools/export.ts --format onnx)`);
-      const nchw = tf.tensor4d(t.data as Float32Array, t.dims as [number, number, number, number]);
-      try {
-        return tf.transpose(nchw, [0, 2, 3, 1]);
-      } finally {
-        nchw.dispose();
-        t.dispose();
-      }
-    };
+    const nhwc = (name: string): tf.Tensor4D => outputToNhwc(out[name], name);
     const range = Array.from({ length: levels }, (_, l) => l);
     const feats = range.map((l) => nhwc(`feat${l}`));
     const rpnOut = { cls: range.map((l) => nhwc(`rpn_cls${l}`)), reg: range.map((l) => nhwc(`rpn_reg${l}`)) };
