@@ -26,7 +26,7 @@ export { acquireWorkDirLock, type WorkDirLock } from './engine/work_dir_lock.ts'
 export { exportOnnx, writeOnnx, type OnnxExport, type OnnxExportKind } from './onnx/export.ts';
 export { OnnxDetector, OnnxSegmentor, createSession, loadOnnxRuntime } from './onnx/runtime.ts';
 export { Mpi, loadMpi, isMpiLaunch, mpiStatus } from './dist/mpi.ts';
-export { AllReducedGradients, broadcastState, convertSyncBatchNorm, type Collectives } from './dist/distributed.ts';
+export { AllReducedGradients, broadcastState, convertSyncBatchNorm, shareLossCounts, type Collectives } from './dist/distributed.ts';
 export type { RawTensor, TensorDict } from './io/tensor_data.ts';
 export { COCO, COCOeval, mask } from './coco/index.ts';
 export { SegMetricAccumulator, intersectAndUnion, type SegMetrics } from './evaluation/index.ts';

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MaxIoUAssigner, type AssignResult } from '../src/ops/assigner.ts';
-import { RandomSampler, randomChoice } from '../src/ops/sampler.ts';
+import { RandomSampler, imageSamplingRng, randomChoice } from '../src/ops/sampler.ts';
 import { Rng } from '../src/nn/random.ts';
 
 const boxes = (...rows: number[][]): Float32Array => Float32Array.from(rows.flat());
@@ -141,6 +141,34 @@ test('RandomSampler: deterministic for a seeded Rng and draws from the one it wa
   assert.notDeepEqual(rng.getState(), before);
   rng.setState(before);
   assert.deepEqual([...run(rng).negInds], [...s1.negInds]);
+});
+
+test('RandomSampler with keys: the same candidates whatever their order; imageSamplingRng streams', () => {
+  const assign = syntheticAssign(60, 300, 0, 2);
+  const n = assign.gtInds.length;
+  const cands = Float32Array.from({ length: n * 4 }, (_, i) => i);
+  const keys = Int32Array.from({ length: n }, (_, j) => 1000 + 7 * j);
+  const gtB = Float32Array.from([0, 0, 5, 5, 1, 1, 6, 6]), gtL = Int32Array.from([0, 1]);
+  const sampler = new RandomSampler({ num: 64, posFraction: 0.25 });
+  // The candidates in another order (as float rounding reorders near-equal scores).
+  const perm = Int32Array.from({ length: n }, (_, j) => j).sort((a, b) => ((a * 7919) % n) - ((b * 7919) % n));
+  const permuted: AssignResult = { ...assign, gtInds: Int32Array.from(perm, (j) => assign.gtInds[j]), labels: Int32Array.from(perm, (j) => assign.labels[j]) };
+  const pc = new Float32Array(n * 4);
+  perm.forEach((j, k) => pc.set(cands.subarray(j * 4, j * 4 + 4), k * 4));
+  const picked = (r: ReturnType<RandomSampler['sample']>) => new Set([...r.posInds, ...r.negInds].map((j) => [...r.bboxes.subarray(j * 4, j * 4 + 4)].join()));
+  const a = sampler.sample(assign, cands, gtB, gtL, new Rng(11), keys);
+  const b = sampler.sample(permuted, pc, gtB, gtL, new Rng(11), Int32Array.from(perm, (j) => keys[j]));
+  assert.deepEqual(picked(b), picked(a));
+  assert.ok([...a.posInds].every((v, i, x) => i === 0 || x[i - 1] < v), 'indices stay ascending');
+  // Without keys the draw is by position, so the order changes it.
+  assert.notDeepEqual(picked(sampler.sample(permuted, pc, gtB, gtL, new Rng(11))), picked(a));
+  assert.throws(() => sampler.sample(assign, cands, gtB, gtL, new Rng(1), keys.subarray(1)), /a key per candidate/);
+  // One generator per image and stage, independent of the others; none without a seed.
+  const u = (seed: number, stream: number) => imageSamplingRng(seed, stream)!.uniform();
+  assert.equal(u(5, 0), u(5, 0));
+  assert.notEqual(u(5, 0), u(5, 1));
+  assert.notEqual(u(5, 0), u(6, 0));
+  assert.equal(imageSamplingRng(undefined, 0), undefined);
 });
 
 test('randomChoice: distinct, uniform-ish, all when asked for more than there are', () => {

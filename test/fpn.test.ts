@@ -48,23 +48,24 @@ function identityWeights(c: number, k: 1 | 3): RawTensor {
   return raw([c, c, k, k], d);
 }
 
-test('resizeNearest = torch nearest (src = floor(dst * in / out)) for sizes that do not divide, forward and gradient, cpu and wasm', async () => {
+test('resizeNearest = torch nearest (src = floor(dst * in / out)) for sizes that do not divide, forward and gradient, batch 2, cpu and wasm', async () => {
   const cases: [[number, number], [number, number]][] = [[[3, 5], [7, 10]], [[2, 3], [5, 7]], [[4, 4], [8, 8]], [[3, 3], [5, 6]], [[5, 7], [9, 13]]];
   for (const backend of ['cpu', 'wasm']) {
     assert.ok(await tf.setBackend(backend));
     for (const [[h, w], [ho, wo]] of cases) {
-      const c = 2;
-      const xd = Float32Array.from({ length: h * w * c }, (_, i) => i);
-      const wd = Float32Array.from({ length: ho * wo * c }, (_, i) => Math.sin(i) + 2);
-      const x = tf.tensor4d(xd, [1, h, w, c]);
-      const wts = tf.tensor4d(wd, [1, ho, wo, c]);
+      const c = 2, n = 2; // two images: tfjs-backend-cpu's own gradient mixed them up
+      const xd = Float32Array.from({ length: n * h * w * c }, (_, i) => i);
+      const wd = Float32Array.from({ length: n * ho * wo * c }, (_, i) => Math.sin(i) + 2);
+      const x = tf.tensor4d(xd, [n, h, w, c]);
+      const wts = tf.tensor4d(wd, [n, ho, wo, c]);
       const y = resizeNearest(x, [ho, wo]);
-      assert.deepEqual([...y.dataSync()], [...upsampleHand(xd, [h, w], c, [ho, wo])], `${backend} ${h}x${w} -> ${ho}x${wo}`);
+      const hand = [0, 1].flatMap((b) => [...upsampleHand(xd.subarray(b * h * w * c, (b + 1) * h * w * c), [h, w], c, [ho, wo])]);
+      assert.deepEqual([...y.dataSync()], hand, `${backend} ${h}x${w} -> ${ho}x${wo}`);
       // d/dx sum(y * wts): each input cell collects the weights of the outputs that copy it.
       const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(resizeNearest(t as tf.Tensor4D, [ho, wo]), wts)))(x);
-      const expected = new Float32Array(h * w * c);
-      for (let i = 0; i < ho; i++) for (let j = 0; j < wo; j++) for (let k = 0; k < c; k++) {
-        expected[(nearestSrc(i, h, ho) * w + nearestSrc(j, w, wo)) * c + k] += wd[(i * wo + j) * c + k];
+      const expected = new Float32Array(n * h * w * c);
+      for (let b = 0; b < n; b++) for (let i = 0; i < ho; i++) for (let j = 0; j < wo; j++) for (let k = 0; k < c; k++) {
+        expected[((b * h + nearestSrc(i, h, ho)) * w + nearestSrc(j, w, wo)) * c + k] += wd[((b * ho + i) * wo + j) * c + k];
       }
       assert.ok(maxAbsDiff(g, tf.tensor(expected, g.shape)) < 1e-5, `${backend} gradient ${h}x${w} -> ${ho}x${wo}`);
       tf.dispose([x, wts, y, g]);

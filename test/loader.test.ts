@@ -46,14 +46,14 @@ class FakeDataset implements Dataset {
   }
 }
 
-interface Snap { ids: (number | undefined)[]; flips: boolean[]; shape: number[]; data: number[] }
+interface Snap { ids: (number | undefined)[]; flips: boolean[]; seeds: (number | undefined)[]; shape: number[]; data: number[] }
 
 async function take(loader: DataLoader, k: number): Promise<Snap[]> {
   const out: Snap[] = [];
   for (let i = 0; i < k; i++) {
     const b = await loader.nextBatch();
     if (!b) break;
-    out.push({ ids: b.metas.map((m) => m.imageId), flips: b.metas.map((m) => m.flip), shape: b.imgs.shape, data: Array.from(b.imgs.dataSync()) });
+    out.push({ ids: b.metas.map((m) => m.imageId), flips: b.metas.map((m) => m.flip), seeds: b.metas.map((m) => m.samplingSeed), shape: b.imgs.shape, data: Array.from(b.imgs.dataSync()) });
     b.dispose();
   }
   return out;
@@ -188,6 +188,11 @@ test('shard {rank, size}: the ranks\' batches of a step are one process\'s batch
     // Rank 0 holds the even global draws, rank 1 the odd ones: same flips as the single process's.
     assert.deepEqual(parts[0][step].flips, [whole[step].flips[0], whole[step].flips[2]]);
     assert.deepEqual(parts[1][step].flips, [whole[step].flips[1], whole[step].flips[3]]);
+    // and the same sampling seeds for the model (ImgMeta.samplingSeed), distinct per draw.
+    assert.deepEqual(parts[0][step].seeds, [whole[step].seeds[0], whole[step].seeds[2]]);
+    assert.deepEqual(parts[1][step].seeds, [whole[step].seeds[1], whole[step].seeds[3]]);
+    assert.equal(new Set(whole[step].seeds).size, 4);
+    assert.ok(whole[step].seeds.every((v) => Number.isInteger(v) && v! >= 0 && v! < 2 ** 32));
   }
   // Each rank's own state resumes its own stream.
   const states = shards.map((l) => l.state());

@@ -46,7 +46,7 @@ import { readLogRows } from '../src/engine/hooks/logger_hook.ts';
 import { acquireWorkDirLock } from '../src/engine/work_dir_lock.ts';
 import { localGradients } from '../src/engine/gradients.ts';
 import type { ProcessGroup } from '../src/engine/process_group.ts';
-import { AllReducedGradients, broadcastState, convertSyncBatchNorm } from '../src/dist/distributed.ts';
+import { AllReducedGradients, broadcastState, convertSyncBatchNorm, shareLossCounts } from '../src/dist/distributed.ts';
 import { loadMpi, type Mpi } from '../src/dist/mpi.ts';
 import { DataLoader } from '../src/datasets/loader.ts';
 import { AdamW } from '../src/engine/adamw.ts';
@@ -190,7 +190,8 @@ async function train(argv: TrainArgs, mpi: Mpi | null, dist: ProcessGroup | unde
     if (replicas > 1) throw new Error(`${cfgPath}: train.data_parallel ${replicas} and --launcher mpi do not combine; use more ranks instead`);
     await broadcastState(model, mpi);
     const synced = convertSyncBatchNorm(model, mpi, cfg.train.sync_bn ?? false);
-    log(`mpi: ${dist.size} ranks, global batch ${cfg.data.batch_size * dist.size}; ${synced} BatchNorm layer(s) synced across ranks`);
+    const counted = shareLossCounts(model, mpi) ? '; loss normalisers over the global batch' : '';
+    log(`mpi: ${dist.size} ranks, global batch ${cfg.data.batch_size * dist.size}; ${synced} BatchNorm layer(s) synced across ranks${counted}`);
   } else if (cfg.train.sync_bn && mpi) {
     log('train.sync_bn: one rank, nothing to sync');
   }

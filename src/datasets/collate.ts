@@ -26,6 +26,12 @@ export interface ImgMeta {
   scaleFactor: [number, number];
   flip: boolean;
   flipDirection?: FlipDirection;
+  /**
+   * uint32 seed of the random choices the model makes for this image in training (RPN/RoI target
+   * sampling), set by the DataLoader from its seed and the image's draw position: the same image
+   * samples the same targets whatever batch or process it lands in, and after a resume.
+   */
+  samplingSeed?: number;
 }
 
 /**

@@ -97,6 +97,14 @@ export function sampleRng(seed: number, pos: number): Rng {
   return new Rng(fmix32(h ^ Math.floor(pos / 4294967296)));
 }
 
+/**
+ * The seed of the random choices a model makes for draw `pos` in training (ImgMeta.samplingSeed):
+ * a stream apart from the draw's augmentation ({@link sampleRng}).
+ */
+export function samplingSeed(seed: number, pos: number): number {
+  return sampleRng(seed ^ 0x2545f491, pos).nextUint32();
+}
+
 export class DataLoader implements AsyncIterable<Batch> {
   readonly batchSize: number;
   readonly stats: DataLoaderStats = { batches: 0, samples: 0, skipped: 0, collateMs: 0, waitMs: 0 };
@@ -267,13 +275,13 @@ export class DataLoader implements AsyncIterable<Batch> {
   }
 
   /** Puts a valid sample in its group's bucket; returns the bucket when it is full. */
-  private hold(h: Held): Sample[] | null {
+  private hold(h: Held): Held[] | null {
     const g = this.groupByAspect ? this.dataset.aspectGroup!(h.index) : 0;
     const b = (this.buckets[g] ??= []);
     b.push(h);
     if (b.length < this.batchSize) return null;
     this.buckets[g] = [];
-    return b.map((x) => x.sample);
+    return b;
   }
 
   /** End of a finite pass: the partial buckets (unless dropLast), then null. */
@@ -287,7 +295,7 @@ export class DataLoader implements AsyncIterable<Batch> {
         const b = this.buckets[g];
         if (b && b.length > 0) {
           this.buckets[g] = [];
-          return this.emit(b.map((x) => x.sample));
+          return this.emit(b);
         }
       }
     }
@@ -296,9 +304,12 @@ export class DataLoader implements AsyncIterable<Batch> {
     return null;
   }
 
-  private emit(samples: Sample[]): Batch {
+  private emit(held: Held[]): Batch {
     const t0 = performance.now();
+    const samples = held.map((h) => h.sample);
     const batch = collate(samples);
+    // The model's random choices for an image (target sampling) follow its draw, not its batch.
+    held.forEach((h, k) => (batch.metas[k].samplingSeed = samplingSeed(this.seed, h.pos)));
     this.stats.collateMs += performance.now() - t0;
     this.stats.batches++;
     this.stats.samples += samples.length;

@@ -11,6 +11,7 @@ import type { ProcessGroup } from '../engine/process_group.ts';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.ts';
 import type { Module } from '../nn/module.ts';
 import { BatchNorm2d, type StatReducer } from '../nn/norm.ts';
+import { usesBatchCounts } from '../ops/batch_counts.ts';
 
 /** The collectives data parallelism needs (an {@link Mpi} is one). */
 export interface Collectives extends ProcessGroup {
@@ -97,4 +98,16 @@ export function convertSyncBatchNorm(model: Module, comm: Collectives, all = tru
   };
   visit(model);
   return n;
+}
+
+/**
+ * Loss normalisers over the global batch (MMDetection's `reduce_mean` of avg factors): a model whose
+ * losses divide by batch counts (sampled anchors and RoIs, mask positives) gets them summed over the
+ * ranks, so that the averaged gradient is the global batch's however the counts split. Returns
+ * whether the model has such losses.
+ */
+export function shareLossCounts(model: Module, comm: Collectives): boolean {
+  if (!usesBatchCounts(model)) return false;
+  model.countReducer = { size: comm.size, sumSync: (buf) => comm.allReduceSumSync(buf) };
+  return true;
 }

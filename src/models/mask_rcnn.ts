@@ -18,6 +18,7 @@ import type { RPNHead, RPNOutputs, RPNTrainCfg } from '../heads/rpn/rpn_head.ts'
 import type { RcnnTrainCfg, RoIHead } from '../heads/roi/standard_roi_head.ts';
 import type { Prediction } from '../structures/prediction.ts';
 import type { Model, ModelPredictOptions, Task } from './model.ts';
+import { LOCAL_COUNTS, type CountReducer, type UsesBatchCounts } from '../ops/batch_counts.ts';
 
 export interface TwoStageTrainCfg {
   rpn: RPNTrainCfg;
@@ -40,8 +41,10 @@ export interface MaskRCNNOptions {
   testCfg: TwoStageTestCfg;
 }
 
-export class MaskRCNN extends Module implements Model {
+export class MaskRCNN extends Module implements Model, UsesBatchCounts {
   readonly task: Task = 'detection';
+  /** Sums the loss normalisers over the processes of a distributed run (set by src/dist). */
+  countReducer: CountReducer = LOCAL_COUNTS;
   readonly backbone: Backbone;
   readonly neck: FPN;
   readonly rpnHead: RPNHead;
@@ -75,9 +78,9 @@ export class MaskRCNN extends Module implements Model {
     const feats = this.extractFeatures(batch.imgs);
     const gts = groundTruthOf(batch);
     const rpnOut = this.rpnHead.forward(feats);
-    const rpnLosses = this.rpnHead.loss(rpnOut, gts, batch.metas, this.trainCfg.rpn);
+    const rpnLosses = this.rpnHead.loss(rpnOut, gts, batch.metas, this.trainCfg.rpn, this.countReducer);
     const proposals = this.rpnHead.proposals(rpnOut, batch.metas, this.trainCfg.rpnProposal);
-    const roiLosses = this.roiHead.loss(feats, proposals, gts, batch.metas, this.trainCfg.rcnn);
+    const roiLosses = this.roiHead.loss(feats, proposals, gts, batch.metas, this.trainCfg.rcnn, this.countReducer);
     return { ...rpnLosses, ...roiLosses };
   }
 

@@ -22,6 +22,7 @@ import { ModuleList } from '../nn/container.ts';
 import { xavierUniform } from '../nn/init.ts';
 import { Module } from '../nn/module.ts';
 import { addSavingNothing } from '../nn/frugal.ts';
+import { fixCpuResizeNearestGrad } from '../kernels/resize_nearest_grad.ts';
 
 /** Where the first extra conv reads from; `false`: extra levels are max-pooled instead. */
 export type ExtraConvSource = false | 'on_input' | 'on_lateral' | 'on_output';
@@ -43,11 +44,13 @@ export interface FPNOptions {
 /**
  * PyTorch `F.interpolate(x, size, mode='nearest')` on NHWC: `src = min(floor(dst * in / out), in - 1)`,
  * which is tfjs's resize with alignCorners and halfPixelCenters both false (tested against the
- * formula, forward and gradient, on cpu and wasm).
+ * formula, forward and gradient, on cpu and wasm, batch > 1; the cpu gradient is ours, see
+ * kernels/resize_nearest_grad.ts).
  */
 export function resizeNearest(x: tf.Tensor4D, size: [number, number]): tf.Tensor4D {
   const [, h, w] = x.shape;
   if (h === size[0] && w === size[1]) return tf.clone(x);
+  fixCpuResizeNearestGrad();
   return tf.image.resizeNearestNeighbor(x, size, false, false);
 }
 

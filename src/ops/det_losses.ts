@@ -144,11 +144,16 @@ export function smoothL1Loss(pred: tf.Tensor, target: tf.Tensor | Float32Array, 
  * MMDet `mask_cross_entropy`: BCE with logits of each positive's own-class mask, mean over all pixels.
  * @param maskLogits `[P, h, w]` (the label's channel already selected).
  * @param targets `[P, h, w]` 0/1 (e.g. `maskTargets`' Float32Array).
+ * @param numMasks divide the sum by `numMasks * h * w` instead of `P * h * w` (a batch-wide count of
+ *   positives over the processes, see ops/batch_counts.ts).
  */
-export function maskBCE(maskLogits: tf.Tensor3D, targets: tf.Tensor3D | Float32Array): tf.Scalar {
+export function maskBCE(maskLogits: tf.Tensor3D, targets: tf.Tensor3D | Float32Array, numMasks?: number): tf.Scalar {
   return tf.tidy(() => {
     if (maskLogits.rank !== 3) throw new Error(`maskBCE: expected mask logits [P, h, w], got [${maskLogits.shape}]`);
-    return weightReduceLoss(bceWithLogits(maskLogits, asTensor(targets, maskLogits.shape, 'targets', 'maskBCE')));
+    const loss = bceWithLogits(maskLogits, asTensor(targets, maskLogits.shape, 'targets', 'maskBCE'));
+    if (numMasks === undefined || loss.size === 0) return weightReduceLoss(loss);
+    const [, h, w] = maskLogits.shape;
+    return tf.div(tf.sum(loss), numMasks * h * w) as tf.Scalar;
   });
 }
 
@@ -156,14 +161,15 @@ export function maskBCE(maskLogits: tf.Tensor3D, targets: tf.Tensor3D | Float32A
  * MMDet `accuracy` (top-1): percent of rows whose argmax equals the label; 0 for no rows. No gradient.
  * @param logits `[N, C]`.
  * @param labels `[N]` int.
+ * @param numRows the percentage's denominator instead of `N` (a batch-wide share, see ops/batch_counts.ts).
  */
-export function accuracy(logits: tf.Tensor2D, labels: Int32Array | tf.Tensor1D): tf.Scalar {
+export function accuracy(logits: tf.Tensor2D, labels: Int32Array | tf.Tensor1D, numRows?: number): tf.Scalar {
   return tf.tidy(() => {
     if (logits.rank !== 2) throw new Error(`accuracy: expected logits [N, C], got [${logits.shape}]`);
     const n = logits.shape[0];
     if (n === 0) return tf.scalar(0);
     const lab = asTensor(labels, [n], 'labels', 'accuracy').toInt();
     const correct = tf.sum(tf.equal(tf.argMax(logits, -1).toInt(), lab).toFloat());
-    return tf.mul(correct, 100 / n) as tf.Scalar;
+    return tf.mul(correct, 100 / (numRows ?? n)) as tf.Scalar;
   });
 }

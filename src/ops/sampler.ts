@@ -1,9 +1,10 @@
 /**
  * MMDetection 2.x `RandomSampler` (with `BaseSampler.sample`): draws at most `num * posFraction`
  * positives and fills up to `num` with negatives, uniformly without replacement, from the
- * generator it was given (so a saved/restored generator replays the same samples).
+ * generator of the call (an image's own, {@link imageSamplingRng}) or else the one it was given (so a
+ * saved/restored generator replays the same samples).
  */
-import { globalRng } from '../nn/random.ts';
+import { globalRng, Rng } from '../nn/random.ts';
 import type { AssignResult } from './assigner.ts';
 import { assertBoxes } from './boxes.ts';
 
@@ -38,10 +39,11 @@ export interface RandomSamplerOptions {
   addGtAsProposals?: boolean;
 }
 
-/** Ascending indices `j` with `pred(gtInds[j])`. */
-function indicesWhere(gtInds: Int32Array, pred: (v: number) => boolean): Int32Array {
+/** Indices `j` with `pred(gtInds[j])`, ascending, or in ascending order of `keys[j]` when given. */
+function indicesWhere(gtInds: Int32Array, pred: (v: number) => boolean, keys?: Int32Array): Int32Array {
   const out: number[] = [];
   for (let j = 0; j < gtInds.length; j++) if (pred(gtInds[j])) out.push(j);
+  if (keys) out.sort((p, q) => keys[p] - keys[q] || p - q);
   return Int32Array.from(out);
 }
 
@@ -54,6 +56,17 @@ export function randomChoice(gallery: Int32Array, k: number, rng: UniformSource)
     const t = a[i]; a[i] = a[j]; a[j] = t;
   }
   return a.subarray(0, k).sort();
+}
+
+/**
+ * The generator of one image's target sampling in one stage (`stream` 0: RPN, 1 + i: RoI stage i)
+ * from the image's `samplingSeed` (ImgMeta): independent of the other images of the batch and of
+ * their order, so 2 processes x 2 images sample as 1 process x 4 images. Undefined without a seed
+ * (hand-built batches): the sampler then draws from its own generator.
+ */
+export function imageSamplingRng(samplingSeed: number | undefined, stream: number): UniformSource | undefined {
+  if (samplingSeed === undefined) return undefined;
+  return new Rng((Math.imul(stream + 1, 0x9e3779b1) ^ samplingSeed) >>> 0);
 }
 
 export class RandomSampler {
@@ -77,8 +90,12 @@ export class RandomSampler {
    * Samples from `assign` over `bboxes` `[N*4]`. With addGtAsProposals (and at least one gt),
    * `gtBboxes` `[G*4]` are prepended to the candidates and gt i is a positive for itself with
    * label `gtLabels[i]` (`gtLabels` `[G]` is then required); `assign` itself is not modified.
+   * Draws from `rng` when given (an image's own generator), else from the sampler's. With `keys`
+   * `[N]` (what each candidate came from, e.g. Proposals.ids) the draw picks candidates by key,
+   * not by position: the same candidates whatever order they come in (proposals are in score
+   * order, which float rounding reshuffles among near-equal scores).
    */
-  sample(assign: AssignResult, bboxes: Float32Array, gtBboxes: Float32Array, gtLabels?: Int32Array): SamplingResult {
+  sample(assign: AssignResult, bboxes: Float32Array, gtBboxes: Float32Array, gtLabels?: Int32Array, rng: UniformSource = this.rng, keys?: Int32Array): SamplingResult {
     assertBoxes(bboxes, 'RandomSampler.sample(bboxes)');
     assertBoxes(gtBboxes, 'RandomSampler.sample(gtBboxes)');
     const n = bboxes.length / 4, g = gtBboxes.length / 4;
@@ -86,7 +103,9 @@ export class RandomSampler {
       throw new Error(`RandomSampler.sample: expected an assignment of the ${n} candidates, got ${assign.gtInds.length}`);
     }
     let all = bboxes, gtInds = assign.gtInds, labels = assign.labels;
+    if (keys && keys.length !== n) throw new Error(`RandomSampler.sample: expected a key per candidate (${n}), got ${keys.length}`);
     let isGt = new Uint8Array(n);
+    let allKeys = keys;
     if (this.addGtAsProposals && g > 0) {
       if (!gtLabels || gtLabels.length !== g) {
         throw new Error(`RandomSampler.sample: addGtAsProposals needs gtLabels for the ${g} gts, got ${gtLabels ? gtLabels.length : 'none'}`);
@@ -102,13 +121,20 @@ export class RandomSampler {
       labels.set(assign.labels, g);
       isGt = new Uint8Array(g + n);
       isGt.fill(1, 0, g);
+      if (keys) {
+        // The added gts before every candidate: keys below any other.
+        const lowest = keys.reduce((m, k) => Math.min(m, k), 0);
+        allKeys = new Int32Array(g + n);
+        for (let i = 0; i < g; i++) allKeys[i] = lowest - g + i;
+        allKeys.set(keys, g);
+      }
     }
 
     const numExpectedPos = Math.floor(this.num * this.posFraction);
-    const posInds = randomChoice(indicesWhere(gtInds, (v) => v > 0), numExpectedPos, this.rng);
+    const posInds = randomChoice(indicesWhere(gtInds, (v) => v > 0, allKeys), numExpectedPos, rng);
     let numExpectedNeg = this.num - posInds.length;
     if (this.negPosUb >= 0) numExpectedNeg = Math.min(numExpectedNeg, Math.floor(this.negPosUb * Math.max(1, posInds.length)));
-    const negInds = randomChoice(indicesWhere(gtInds, (v) => v === 0), numExpectedNeg, this.rng);
+    const negInds = randomChoice(indicesWhere(gtInds, (v) => v === 0, allKeys), numExpectedNeg, rng);
 
     const p = posInds.length;
     const posAssignedGtInds = new Int32Array(p), posIsGt = new Uint8Array(p), posGtLabels = new Int32Array(p);

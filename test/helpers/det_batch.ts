@@ -55,3 +55,15 @@ export function sceneBatch(scene: DetShape[] = SCENE, size = 128, n = 1): Batch 
     gtBboxesIgnore: each(() => new Float32Array(0)),
   });
 }
+
+/** One batch of the images of `batches` (all of one size), in order; the inputs stay the caller's. */
+export function stackBatches(batches: Batch[]): Batch {
+  return batchOf({
+    imgs: tf.concat(batches.map((b) => b.imgs)),
+    metas: batches.flatMap((b) => b.metas.map((m) => ({ ...m }))),
+    gtBboxes: batches.flatMap((b) => b.gtBboxes),
+    gtLabels: batches.flatMap((b) => b.gtLabels),
+    gtMasks: batches.flatMap((b) => b.gtMasks),
+    gtBboxesIgnore: batches.flatMap((b) => b.gtBboxesIgnore),
+  });
+}

@@ -141,12 +141,15 @@ export class ConvFCBBoxHead extends Module {
   /**
    * `loss_cls`, `loss_bbox` (with their weights) and `acc` of a batch's sampled RoIs.
    * @param rois `[R * 4]` the sampled RoIs in target order (needed with `regDecodedBbox`).
+   * @param avgFactor what the loss sums are divided by (MMDet's `avg_factor`): `max(R, 1)` unless
+   *   given (this process's share of the RoIs of a distributed batch, see ops/batch_counts.ts).
    */
-  loss(out: BBoxHeadOutputs, t: BBoxTargets, rois?: Float32Array): { loss_cls: tf.Scalar; loss_bbox: tf.Scalar; acc: tf.Scalar } {
+  loss(out: BBoxHeadOutputs, t: BBoxTargets, rois?: Float32Array, avgFactor?: number): { loss_cls: tf.Scalar; loss_bbox: tf.Scalar; acc: tf.Scalar } {
     return tf.tidy(() => {
       const r = t.labels.length;
+      const avg = avgFactor ?? Math.max(r, 1);
       const labels = tf.tensor1d(t.labels, 'int32');
-      const lossCls = tf.mul(softmaxCE(out.cls, labels), this.lossClsWeight) as tf.Scalar;
+      const lossCls = tf.mul(softmaxCE(out.cls, labels, undefined, avg), this.lossClsWeight) as tf.Scalar;
       const shape: [number, number] = [r, this.regDim];
       let lossBbox: tf.Scalar;
       if (this.regDecodedBbox) {
@@ -160,11 +163,11 @@ export class ConvFCBBoxHead extends Module {
         const deltas = tf.matMul(tf.tensor2d(pick, [index.length, slots]), out.reg.reshape([slots, 4])) as tf.Tensor2D;
         const pred = rows.length ? this.bboxCoder.decodeTensor(pickBoxes(rois, rows), deltas) : tf.zeros([0, 4]) as tf.Tensor2D;
         const target = Float32Array.from(index.flatMap((slot) => [0, 1, 2, 3].map((j) => t.deltas[slot * 4 + j])));
-        lossBbox = boxLoss(this.lossBbox, pred, target, undefined, Math.max(r, 1));
+        lossBbox = boxLoss(this.lossBbox, pred, target, undefined, avg);
       } else {
-        lossBbox = boxLoss(this.lossBbox, out.reg, tf.tensor2d(t.deltas, shape), tf.tensor2d(t.weights, shape), Math.max(r, 1));
+        lossBbox = boxLoss(this.lossBbox, out.reg, tf.tensor2d(t.deltas, shape), tf.tensor2d(t.weights, shape), avg);
       }
-      return { loss_cls: lossCls, loss_bbox: tf.mul(lossBbox, this.lossBboxWeight) as tf.Scalar, acc: accuracy(out.cls, labels) };
+      return { loss_cls: lossCls, loss_bbox: tf.mul(lossBbox, this.lossBboxWeight) as tf.Scalar, acc: accuracy(out.cls, labels, avg) };
     });
   }
 }

@@ -19,6 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from '../../nn/module.ts';
 import { ModuleList } from '../../nn/container.ts';
 import { pickBoxes, readOnce } from '../../ops/arrays.ts';
+import { LOCAL_COUNTS, type CountReducer } from '../../ops/batch_counts.ts';
 import type { ImgMeta } from '../../datasets/collate.ts';
 import { makeInstances, type Instances } from '../../structures/instances.ts';
 import type { RcnnTestCfg } from '../det_config.ts';
@@ -28,7 +29,7 @@ import type { ConvFCBBoxHead } from './bbox_head.ts';
 import type { FCNMaskHead } from './mask_head.ts';
 import type { SingleRoIExtractor } from './roi_extractor.ts';
 import {
-  boxStageLoss, detectionsOf, maskStageLoss, sampledBoxes, sampleProposals, toRois, withMasks, type BoxStageResult, type RcnnTrainCfg, type RoIHead,
+  boxStageLoss, detectionsOf, maskStageLoss, sampledBoxes, sampleProposals, stageAvgFactors, toRois, withMasks, type BoxStageResult, type RcnnTrainCfg, type RoIHead,
   type SampledRois,
 } from './standard_roi_head.ts';
 
@@ -76,7 +77,7 @@ export class CascadeRoIHead extends Module implements RoIHead {
   }
 
   /** Every stage's losses (`s{i}.*`), each stage on the previous stage's refined RoIs. */
-  loss(feats: tf.Tensor4D[], proposals: Proposals[], gts: GroundTruth[], metas: ImgMeta[], cfg: RcnnTrainCfg | RcnnTrainCfg[]): Record<string, tf.Scalar> {
+  loss(feats: tf.Tensor4D[], proposals: Proposals[], gts: GroundTruth[], metas: ImgMeta[], cfg: RcnnTrainCfg | RcnnTrainCfg[], counts: CountReducer = LOCAL_COUNTS): Record<string, tf.Scalar> {
     if (!Array.isArray(cfg) || cfg.length !== this.numStages) {
       throw new Error(`CascadeRoIHead: train_cfg.rcnn needs one block per stage (${this.numStages}), got ${Array.isArray(cfg) ? cfg.length : 'one'}`);
     }
@@ -85,12 +86,13 @@ export class CascadeRoIHead extends Module implements RoIHead {
     for (let i = 0; i < this.numStages; i++) {
       const w = this.stageLossWeights[i];
       const head = this.bboxHeads.items[i];
-      const sampled = sampleProposals(current, gts, cfg[i]);
+      const sampled = sampleProposals(current, gts, metas, cfg[i], 1 + i);
+      const norm = stageAvgFactors(sampled, counts);
       const last = i === this.numStages - 1;
-      const stage = boxStageLoss(head, this.bboxRoiExtractor, feats, sampled, !last);
+      const stage = boxStageLoss(head, this.bboxRoiExtractor, feats, sampled, norm.rois, !last);
       for (const [k, v] of Object.entries(stage.losses)) losses[`s${i}.${k}`] = k.includes('loss') ? weighted(v, w) : v;
       if (this.maskHeads && this.maskRoiExtractor) {
-        losses[`s${i}.loss_mask`] = weighted(maskStageLoss(this.maskHeads.items[i], this.maskRoiExtractor, feats, sampled, gts, cfg[i].maskSize), w);
+        losses[`s${i}.loss_mask`] = weighted(maskStageLoss(this.maskHeads.items[i], this.maskRoiExtractor, feats, sampled, gts, cfg[i].maskSize, norm.masks), w);
       }
       if (!last) current = refineSampled(head, stage, sampled, metas);
     }
@@ -189,6 +191,7 @@ function refineSampled(head: ConvFCBBoxHead, stage: BoxStageResult, sampled: Sam
   return sampled.map((s, i) => {
     const np = s.pos.length / 4, n = refined[i].length / 4;
     const keep = Array.from({ length: n }, (_, r) => r).filter((r) => r >= np || !s.posIsGt[r]);
-    return { boxes: pickBoxes(refined[i], keep), scores: new Float32Array(keep.length) };
+    const ids = s.ids;
+    return { boxes: pickBoxes(refined[i], keep), scores: new Float32Array(keep.length), ids: ids && Int32Array.from(keep, (r) => ids[r]) };
   });
 }

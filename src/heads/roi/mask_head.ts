@@ -64,12 +64,15 @@ export class FCNMaskHead extends Module {
     });
   }
 
-  /** `loss_mask` (with its weight): `targets` `[P * m * m]` 0/1 for the logits of `labels`. */
-  loss(logits: tf.Tensor4D, labels: Int32Array, targets: Float32Array): tf.Scalar {
+  /**
+   * `loss_mask` (with its weight): `targets` `[P * m * m]` 0/1 for the logits of `labels`; the mean
+   * over the pixels of `numMasks` masks when given (a distributed batch's share, see ops/batch_counts.ts), else of the P.
+   */
+  loss(logits: tf.Tensor4D, labels: Int32Array, targets: Float32Array, numMasks?: number): tf.Scalar {
     return tf.tidy(() => {
       const [p, m] = logits.shape;
       const picked = FCNMaskHead.pickClass(logits, labels);
-      return tf.mul(maskBCE(picked, tf.tensor3d(targets, [p, m, m])), this.lossWeight) as tf.Scalar;
+      return tf.mul(maskBCE(picked, tf.tensor3d(targets, [p, m, m]), numMasks), this.lossWeight) as tf.Scalar;
     });
   }
 

@@ -14,7 +14,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../../nn/module.ts';
 import type { MaxIoUAssigner } from '../../ops/assigner.ts';
-import type { RandomSampler } from '../../ops/sampler.ts';
+import { imageSamplingRng, type RandomSampler } from '../../ops/sampler.ts';
+import { avgFactors, LOCAL_COUNTS, type CountReducer } from '../../ops/batch_counts.ts';
 import { batchedNms } from '../../ops/nms.ts';
 import { rescaleBoxes } from '../../ops/boxes.ts';
 import { maskTargets } from '../../ops/mask_target.ts';
@@ -53,14 +54,19 @@ export interface SampledRois {
   posGtInds: Int32Array;
   /** `[P]` 1 where the positive is a GT box added as a proposal. */
   posIsGt: Uint8Array;
+  /** `[P + N]` the positives' then the negatives' Proposals.ids (-1 for an added GT), when the proposals had ids. */
+  ids?: Int32Array;
 }
 
 /** The RoI heads' interface to the detector (MMDet `BaseRoIHead`). */
 export interface RoIHead extends Module {
   readonly numClasses: number;
   readonly withMask: boolean;
-  /** Losses of a batch; `metas` give the images' sizes (refined boxes are clipped to them). */
-  loss(feats: tf.Tensor4D[], proposals: Proposals[], gts: GroundTruth[], metas: ImgMeta[], cfg: RcnnTrainCfg | RcnnTrainCfg[]): Record<string, tf.Scalar>;
+  /**
+   * Losses of a batch; `metas` give the images' sizes (refined boxes are clipped to them) and
+   * sampling seeds; `counts` sums the loss normalisers over the processes of a distributed batch.
+   */
+  loss(feats: tf.Tensor4D[], proposals: Proposals[], gts: GroundTruth[], metas: ImgMeta[], cfg: RcnnTrainCfg | RcnnTrainCfg[], counts?: CountReducer): Record<string, tf.Scalar>;
   predict(feats: tf.Tensor4D[], proposals: Proposals[], metas: ImgMeta[], cfg: RcnnTestCfg): Instances[];
 }
 
@@ -97,11 +103,12 @@ export class StandardRoIHead extends Module implements RoIHead {
   }
 
   /** `loss_cls`, `loss_bbox`, `acc` and (with a mask head) `loss_mask` of a batch. */
-  loss(feats: tf.Tensor4D[], proposals: Proposals[], gts: GroundTruth[], _metas: ImgMeta[], cfg: RcnnTrainCfg | RcnnTrainCfg[]): Record<string, tf.Scalar> {
+  loss(feats: tf.Tensor4D[], proposals: Proposals[], gts: GroundTruth[], metas: ImgMeta[], cfg: RcnnTrainCfg | RcnnTrainCfg[], counts: CountReducer = LOCAL_COUNTS): Record<string, tf.Scalar> {
     if (Array.isArray(cfg)) throw new Error('StandardRoIHead: train_cfg.rcnn is one block (a list is for CascadeRoIHead)');
-    const sampled = sampleProposals(proposals, gts, cfg);
-    const { losses } = boxStageLoss(this.bboxHead, this.bboxRoiExtractor, feats, sampled);
-    if (this.maskHead && this.maskRoiExtractor) losses.loss_mask = maskStageLoss(this.maskHead, this.maskRoiExtractor, feats, sampled, gts, cfg.maskSize);
+    const sampled = sampleProposals(proposals, gts, metas, cfg, 1);
+    const norm = stageAvgFactors(sampled, counts);
+    const { losses } = boxStageLoss(this.bboxHead, this.bboxRoiExtractor, feats, sampled, norm.rois);
+    if (this.maskHead && this.maskRoiExtractor) losses.loss_mask = maskStageLoss(this.maskHead, this.maskRoiExtractor, feats, sampled, gts, cfg.maskSize, norm.masks);
     return losses;
   }
 
@@ -124,13 +131,19 @@ export class StandardRoIHead extends Module implements RoIHead {
   }
 }
 
-/** Assigns and samples the proposals of each image (MMDet `assigner.assign` + `sampler.sample`). */
-export function sampleProposals(proposals: Proposals[], gts: GroundTruth[], cfg: RcnnTrainCfg): SampledRois[] {
+/**
+ * Assigns and samples the proposals of each image (MMDet `assigner.assign` + `sampler.sample`),
+ * each image from its own generator for sampling `stream` (1 + the RoI stage, see imageSamplingRng).
+ */
+export function sampleProposals(proposals: Proposals[], gts: GroundTruth[], metas: ImgMeta[], cfg: RcnnTrainCfg, stream: number): SampledRois[] {
   return proposals.map((p, i) => {
     const gt = gts[i];
     const assign = cfg.assigner.assign(p.boxes, gt.boxes, gt.labels, gt.ignore);
-    const s = cfg.sampler.sample(assign, p.boxes, gt.boxes, gt.labels);
+    const s = cfg.sampler.sample(assign, p.boxes, gt.boxes, gt.labels, imageSamplingRng(metas[i].samplingSeed, stream), p.ids);
+    const ids = p.ids;
+    const added = s.bboxes.length / 4 - p.boxes.length / 4; // the GTs prepended as proposals
     return {
+      ids: ids && Int32Array.from([...s.posInds, ...s.negInds], (j) => (j < added ? -1 : ids[j - added])),
       pos: pickBoxes(s.bboxes, s.posInds),
       neg: pickBoxes(s.bboxes, s.negInds),
       posGt: pickBoxes(gt.boxes, s.posAssignedGtInds),
@@ -139,6 +152,21 @@ export function sampleProposals(proposals: Proposals[], gts: GroundTruth[], cfg:
       posIsGt: s.posIsGt,
     };
   });
+}
+
+/**
+ * A stage's loss normalisers: this process's share of the batch's sampled RoIs (box losses) and of
+ * its positives (mask loss), summed over the processes by `counts` (one reduction, made by every
+ * process even when it has no positive).
+ */
+export function stageAvgFactors(sampled: SampledRois[], counts: CountReducer): { rois: number; masks: number } {
+  let rois = 0, masks = 0;
+  for (const s of sampled) {
+    rois += (s.pos.length + s.neg.length) / 4;
+    masks += s.posLabels.length;
+  }
+  const [r, m] = avgFactors(counts, [rois, masks]);
+  return { rois: r, masks: m };
 }
 
 /** What a box stage's loss leaves for the next stage: the sampled RoIs' labels and the head's outputs. */
@@ -151,8 +179,11 @@ export interface BoxStageResult {
   reg: Float32Array;
 }
 
-/** The box head's losses on the sampled RoIs of every image (and, with `keep`, its outputs as values). */
-export function boxStageLoss(head: ConvFCBBoxHead, extractor: SingleRoIExtractor, feats: tf.Tensor4D[], sampled: SampledRois[], keep = false): BoxStageResult {
+/**
+ * The box head's losses on the sampled RoIs of every image, divided by `avgFactor` (see
+ * stageAvgFactors), and with `keep` its outputs as values.
+ */
+export function boxStageLoss(head: ConvFCBBoxHead, extractor: SingleRoIExtractor, feats: tf.Tensor4D[], sampled: SampledRois[], avgFactor: number, keep = false): BoxStageResult {
   const rois = toRois(sampled.map((s) => [s.pos, s.neg]));
   const per = sampled.map((s) => head.targets(s.pos, s.posGt, s.posLabels, s.neg.length / 4));
   const targets: BBoxTargets = {
@@ -167,13 +198,13 @@ export function boxStageLoss(head: ConvFCBBoxHead, extractor: SingleRoIExtractor
       cls = out.cls.dataSync() as Float32Array;
       reg = out.reg.dataSync() as Float32Array;
     }
-    return { ...head.loss(out, targets, sampledBoxes(sampled)) };
+    return { ...head.loss(out, targets, sampledBoxes(sampled), avgFactor) };
   });
   return { losses, labels: targets.labels, cls, reg };
 }
 
-/** `loss_mask` of the positives of every image (0 without positives). */
-export function maskStageLoss(head: FCNMaskHead, extractor: SingleRoIExtractor, feats: tf.Tensor4D[], sampled: SampledRois[], gts: GroundTruth[], maskSize: number): tf.Scalar {
+/** `loss_mask` of the positives of every image over `numMasks` masks (see stageAvgFactors); 0 without positives. */
+export function maskStageLoss(head: FCNMaskHead, extractor: SingleRoIExtractor, feats: tf.Tensor4D[], sampled: SampledRois[], gts: GroundTruth[], maskSize: number, numMasks: number): tf.Scalar {
   const labels = concatArrays(sampled.map((s) => s.posLabels));
   if (labels.length === 0) return tf.scalar(0);
   const posRois = toRois(sampled.map((s) => [s.pos]));
@@ -182,7 +213,7 @@ export function maskStageLoss(head: FCNMaskHead, extractor: SingleRoIExtractor, 
     if (!masks) throw new Error('RoI head: a mask head needs GT masks (LoadAnnotations with_mask: true)');
     return maskTargets(s.pos, s.posGtInds, masks, maskSize);
   }));
-  return tf.tidy(() => head.loss(head.forward(extractor.forward(feats, posRois)), labels, tgt));
+  return tf.tidy(() => head.loss(head.forward(extractor.forward(feats, posRois)), labels, tgt, numMasks));
 }
 
 /**

@@ -7,7 +7,9 @@
  * h, w, anchor), valid where the padded image covers them (and, with `allowedBorder >= 0`, inside
  * the image plus that border); MaxIoU assignment and random sampling among the valid ones; positive
  * labels 1, sampled negatives 0; deltas of the positives to their GT. Both losses are sums over the
- * sampled anchors divided by the number sampled in the batch (MMDet's `avg_factor`). The loss is dense
+ * sampled anchors divided by the number sampled in the batch (MMDet's `avg_factor`; in a distributed
+ * batch this process's share of the number over all processes, see ops/batch_counts.ts). Each image
+ * samples from its own generator (ImgMeta.samplingSeed). The loss is dense
  * over all anchors with 0/1 weights (no gather, whose gradient the wasm backend lacks).
  *
  * Proposals (`RPNHead._get_bboxes_single`): per level the `nmsPre` best-scored anchors, decoded and
@@ -21,7 +23,8 @@ import { Module } from '../../nn/module.ts';
 import { AnchorGenerator } from '../../ops/anchors.ts';
 import { DeltaXYWHBBoxCoder } from '../../ops/delta_coder.ts';
 import { MaxIoUAssigner } from '../../ops/assigner.ts';
-import { RandomSampler } from '../../ops/sampler.ts';
+import { imageSamplingRng, type RandomSampler } from '../../ops/sampler.ts';
+import { avgFactors, LOCAL_COUNTS, type CountReducer } from '../../ops/batch_counts.ts';
 import { batchedNms } from '../../ops/nms.ts';
 import { boxLoss, sigmoidBCE, type BoxLossSpec } from '../../ops/det_losses.ts';
 import { concatArrays, pickBoxes, readOnce, topK } from '../../ops/arrays.ts';
@@ -59,6 +62,11 @@ export interface RPNOutputs {
 export interface Proposals {
   boxes: Float32Array;
   scores: Float32Array;
+  /**
+   * `[K]` what each proposal came from (its anchor's index over all levels; a later stage keeps
+   * its RoI's): a key that does not depend on the score order, for the RoI sampler.
+   */
+  ids?: Int32Array;
 }
 
 export class RPNHead extends Module {
@@ -110,8 +118,9 @@ export class RPNHead extends Module {
   /**
    * `loss_rpn_cls` (sigmoid BCE) and `loss_rpn_bbox` (L1 on deltas) of a batch, with weights.
    * @param gts per image GT boxes/ignored boxes in input-image pixels.
+   * @param counts sums the number of sampled anchors over the processes of a distributed batch.
    */
-  loss(out: RPNOutputs, gts: GroundTruth[], metas: ImgMeta[], cfg: RPNTrainCfg): { loss_rpn_cls: tf.Scalar; loss_rpn_bbox: tf.Scalar } {
+  loss(out: RPNOutputs, gts: GroundTruth[], metas: ImgMeta[], cfg: RPNTrainCfg, counts: CountReducer = LOCAL_COUNTS): { loss_rpn_cls: tf.Scalar; loss_rpn_bbox: tf.Scalar } {
     const sizes = this.featSizes(out);
     const anchors = concatArrays(this.anchorGenerator.gridAnchors(sizes));
     const total = anchors.length / 4;
@@ -127,7 +136,7 @@ export class RPNHead extends Module {
       const cand = pickBoxes(anchors, inside);
       const gt = gts[i];
       const assign = cfg.assigner.assign(cand, gt.boxes, gt.labels, gt.ignore);
-      const s = cfg.sampler.sample(assign, cand, gt.boxes, gt.labels);
+      const s = cfg.sampler.sample(assign, cand, gt.boxes, gt.labels, imageSamplingRng(metas[i].samplingSeed, 0));
       numSampled += s.posInds.length + s.negInds.length;
       const base = i * total;
       if (s.posInds.length) {
@@ -142,7 +151,7 @@ export class RPNHead extends Module {
       }
       for (const q of s.negInds) labelW[base + inside[q]] = 1;
     }
-    const avg = Math.max(numSampled, 1);
+    const [avg] = avgFactors(counts, [numSampled]);
     return tf.tidy(() => {
       const logits = tf.concat(out.cls.map((c) => c.reshape([n, -1])), 1);
       const deltas = tf.concat(out.reg.map((r) => r.reshape([n, -1])), 1);
@@ -163,8 +172,12 @@ export class RPNHead extends Module {
       const boxes: number[] = [];
       const scores: number[] = [];
       const ids: number[] = [];
+      const anchorIds: number[] = [];
+      let levelStart = 0;
       sizes.forEach(([h, w], l) => {
         const per = h * w * a;
+        const start = levelStart;
+        levelStart += per;
         const sc = scoresPerLevel[l].subarray(i * per, (i + 1) * per);
         const order = topK(sc, cfg.nmsPre);
         const anc = pickBoxes(levelAnchors[l], order);
@@ -177,12 +190,13 @@ export class RPNHead extends Module {
           for (let j = 0; j < 4; j++) boxes.push(dec[k * 4 + j]);
           scores.push(sc[order[k]]);
           ids.push(l);
+          anchorIds.push(start + order[k]);
         });
       });
       const b = Float32Array.from(boxes);
       const s = Float32Array.from(scores);
       const keep = batchedNms(b, s, Int32Array.from(ids), cfg.nmsIou).subarray(0, cfg.maxPerImg);
-      return { boxes: pickBoxes(b, keep), scores: Float32Array.from(keep, (k) => s[k]) };
+      return { boxes: pickBoxes(b, keep), scores: Float32Array.from(keep, (k) => s[k]), ids: Int32Array.from(keep, (k) => anchorIds[k]) };
     });
   }
 }
