@@ -27,6 +27,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2f-mpi-train-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 const ENV = { C2F_BACKEND: 'wasm', C2F_WASM_THREADS: '1' };
 const data = skip ? null : generateShapes({ out: path.join(tmp, 'data'), train: 8, val: 3, minSize: 64, maxSize: 80, what: ['semantic'], log: () => {} });
+const detData = skip ? null : generateShapes({ out: path.join(tmp, 'det'), train: 8, val: 3, minSize: 80, maxSize: 80, what: ['instances'], log: () => {} });
 
 /**
  * The shapes UperNet on tiny data, 10 iterations, drop path and dropout off, every BN synced.
@@ -142,7 +143,7 @@ function detConfig(): string {
     },
     optimizer: { lr: 1e-4 },
     schedule: { max_iters: 10, warmup_iters: 1 },
-    train: { eval_interval: 10, checkpoint_interval: 10, log_interval: 1, sync_bn: true },
+    train: { eval_interval: 10, checkpoint_interval: 5, log_interval: 1, sync_bn: true },
   };
   const file = path.join(tmp, 'det.yaml');
   writeFileSync(file, JSON.stringify(cfg, null, 2));
@@ -150,7 +151,7 @@ function detConfig(): string {
 }
 
 test('Mask R-CNN: 2 ranks x batch 2 = 1 process x batch 4 (per-image sampling, global loss normalisers, SyncBN)', { skip }, async () => {
-  await generateShapes({ out: path.join(tmp, 'det'), train: 8, val: 3, minSize: 80, maxSize: 80, what: ['instances'], log: () => {} });
+  await detData;
   const cfg = detConfig();
   const one = runTool('train.ts', [cfg, '--work-dir', path.join(tmp, 'det_one'), '--cfg-options', 'data.batch_size=4'], ENV);
   assert.equal(one.code, 0, one.stderr);
@@ -175,13 +176,12 @@ test('Mask R-CNN: 2 ranks x batch 2 = 1 process x batch 4 (per-image sampling, g
   assert.ok(Math.abs(va.bbox_mAP - vb.bbox_mAP) <= 1e-3, `bbox_mAP ${va.bbox_mAP} vs ${vb.bbox_mAP}`);
 });
 
-test('SIGKILL of both ranks, then --resume on 2 ranks: byte-identical to the uninterrupted 2-rank run', { skip }, async () => {
-  await data;
-  const cfg = config();
-  const ref = path.join(tmp, 'two_ref');
+/** SIGKILL of both ranks at iteration 7, then --resume on 2 ranks: byte-identical to the uninterrupted run. */
+async function killBothAndResume(cfg: string, name: string): Promise<void> {
+  const ref = path.join(tmp, `${name}_ref`);
   const full = mpirun(2, [cfg, '--work-dir', ref, '--launcher', 'mpi', '--cfg-options', 'data.batch_size=2']);
   assert.equal(full.code, 0, full.out);
-  const work = path.join(tmp, 'two_killed');
+  const work = path.join(tmp, `${name}_killed`);
   const killed = mpirun(2, [cfg, '--work-dir', work, '--launcher', 'mpi', '--cfg-options', 'data.batch_size=2'], { C2F_FAULT_AT: 'train:step@7' });
   assert.notEqual(killed.code, 0, killed.out);
   // mpirun may return while its last rank is still being torn down: the lock says who holds the dir.
@@ -189,13 +189,25 @@ test('SIGKILL of both ranks, then --resume on 2 ranks: byte-identical to the uni
   const resumed = mpirun(2, [cfg, '--work-dir', work, '--launcher', 'mpi', '--resume', '--cfg-options', 'data.batch_size=2']);
   assert.equal(resumed.code, 0, resumed.out);
   assert.match(resumed.out, /resumed from .*latest\.json at iter 5/);
-  assert.ok(readFileSync(path.join(ref, 'iter_10.safetensors')).equals(readFileSync(path.join(work, 'iter_10.safetensors'))), 'final weights differ');
+  assert.ok(readFileSync(path.join(ref, 'iter_10.safetensors')).equals(readFileSync(path.join(work, 'iter_10.safetensors'))), `${name}: final weights differ`);
   const strip = (r: Record<string, number>) => { const { time: _t, data_time: _d, eta_s: _e, num_tensors: _n, ...rest } = r; return rest; };
   assert.deepEqual(rows(work).map(strip), rows(ref).map(strip));
+}
+
+test('SIGKILL of both ranks, then --resume on 2 ranks: byte-identical to the uninterrupted 2-rank run', { skip }, async () => {
+  await data;
+  const cfg = config();
+  await killBothAndResume(cfg, 'seg');
   // A single process cannot continue a 2-rank checkpoint exactly: refused, naming both counts.
+  const work = path.join(tmp, 'seg_killed');
   const wrong = runTool('train.ts', [cfg, '--work-dir', work, '--resume', '--cfg-options', 'data.batch_size=2', 'schedule.max_iters=12'], ENV);
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /written by a run of 2 process\(es\), this one has 1/);
+});
+
+test('Mask R-CNN: SIGKILL of both ranks, then --resume: byte-identical (the images\' sampling seeds come back with the loader state)', { skip }, async () => {
+  await detData;
+  await killBothAndResume(detConfig(), 'det');
 });
 
 test('a rank killed mid-run stops the job within seconds, the rank named', { skip }, async () => {

@@ -2,7 +2,8 @@
  * Data-parallel training across processes (PyTorch DDP over MPI): every rank holds the whole model,
  * trains on its shard of every step's global batch, and the gradients are summed across ranks in
  * flattened buckets and divided by the number of ranks (each rank's loss is a mean over its equal
- * share of the global batch, so this is the global batch's mean gradient). Rank 0 writes.
+ * share of the global batch, or, for a detector, its sums over the global count divided by the rank
+ * count: shareLossCounts; so this is the global batch's mean gradient). Rank 0 writes.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../datasets/collate.ts';

@@ -10,8 +10,10 @@
  *
  * Differences from one thread on the whole batch, as with DDP: BatchNorm normalises each slice with
  * its own statistics (no SyncBN) and only rank 0's running statistics are kept; each loss is a mean
- * over its slice. Worker randomness (DropPath, dropout) is seeded per batch from `globalRng`, so a
- * resumed run continues exactly.
+ * over its slice (a detector's normalisers too: src/dist shares them across MPI ranks, not across
+ * these threads). Worker randomness (DropPath, dropout) is seeded per batch from `globalRng`, so a
+ * resumed run continues exactly; detection targets are sampled per image (ImgMeta.samplingSeed),
+ * as on one thread.
  */
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
