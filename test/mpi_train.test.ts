@@ -176,6 +176,27 @@ test('Mask R-CNN: 2 ranks x batch 2 = 1 process x batch 4 (per-image sampling, g
   assert.ok(Math.abs(va.bbox_mAP - vb.bbox_mAP) <= 1e-3, `bbox_mAP ${va.bbox_mAP} vs ${vb.bbox_mAP}`);
 });
 
+test('tools/test.ts --launcher mpi: the same metrics JSON and the same COCO results bytes as one process', { skip }, async () => {
+  await detData;
+  const cfg = detConfig();
+  const work = path.join(tmp, 'det_eval');
+  const ckpt = path.join(work, 'iter_5.safetensors');
+  const trained = runTool('train.ts', [cfg, '--work-dir', work, '--cfg-options', 'data.batch_size=4', 'schedule.max_iters=5', 'optimizer.lr=0.001'], ENV);
+  assert.equal(trained.code, 0, trained.stderr);
+  const out = (n: number) => ['--metrics-out', path.join(work, `metrics${n}.json`), '--out', path.join(work, `results${n}`)];
+  const one = runTool('test.ts', [cfg, ckpt, ...out(1)], ENV);
+  assert.equal(one.code, 0, one.stderr);
+  const r = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '-np', '2', process.execPath, '--import', 'tsx',
+    path.join(ROOT, 'tools', 'test.ts'), cfg, ckpt, '--launcher', 'mpi', ...out(2)], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...ENV }, timeout: 120_000 });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  const metrics = (n: number) => JSON.parse(readFileSync(path.join(work, `metrics${n}.json`), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(metrics(2), metrics(1));
+  for (const kind of ['bbox', 'segm']) {
+    assert.ok((JSON.parse(readFileSync(path.join(work, `results1.${kind}.json`), 'utf8')) as unknown[]).length > 0, `no ${kind} results to compare`);
+    assert.ok(readFileSync(path.join(work, `results2.${kind}.json`)).equals(readFileSync(path.join(work, `results1.${kind}.json`))), `results.${kind}.json differs`);
+  }
+});
+
 /** SIGKILL of both ranks at iteration 7, then --resume on 2 ranks: byte-identical to the uninterrupted run. */
 async function killBothAndResume(cfg: string, name: string): Promise<void> {
   const ref = path.join(tmp, `${name}_ref`);

@@ -23,7 +23,8 @@
  * - `--aug-test`: the test-time augmentation of `model.test_cfg.aug` (segmentors: flip + scales
  *   0.5..1.75 by default, softmax probabilities averaged).
  * - `--launcher mpi` (under `mpirun -np N`): each rank predicts its shard of the images, rank 0 prints
- *   and writes the metrics of the union (label maps and overlays from every rank).
+ *   and writes the metrics of the union and the COCO results files (gathered in dataset order: the
+ *   same bytes as one process's); label maps and overlays are written by the rank that predicted them.
  * - `--engine onnxruntime`: CHECKPOINT is a model exported by `tools/export.ts --format onnx`, run in
  *   onnxruntime-node (optional dependency). Segmentors: slide/whole, TTA and the resizing back to
  *   the original size are shared with the tfjs engine. Detectors: the dense part (backbone, FPN,
@@ -38,6 +39,7 @@ import { initBackend } from '../src/backend.ts';
 import { EXPERIMENT_OPEN_PATHS, loadConfig, validateExperimentConfig } from '../src/config/index.ts';
 import { buildLoadingDataset } from '../src/datasets/build.ts';
 import { evaluateModel } from '../src/engine/evaluate.ts';
+import { allGatherJson } from '../src/engine/process_group.ts';
 import { resolveWeights } from '../src/engine/checkpointer.ts';
 import { buildEvaluator } from '../src/evaluation/build.ts';
 import { buildPredictionWriters } from '../src/evaluation/prediction_writers.ts';
@@ -102,8 +104,6 @@ await runCli(async () => {
   }
 
   const evaluator = buildEvaluator(cfg.val_evaluator, { task: model.task, dataset, numClasses: model.numClasses, file: cfgPath });
-  // One results file needs every image's detections in one process; per-image files (label maps, overlays) shard fine.
-  if (shard && argv.out && model.task === 'detection') throw new Error('--out with --launcher mpi: the COCO results file is written by one process (run tools/test.ts without mpirun)');
   const writers = await buildPredictionWriters({ task: model.task, dataset, numClasses: model.numClasses, out: argv.out, showDir: argv['show-dir'],
     showScoreThr: argv['show-score-thr'] });
 
@@ -126,7 +126,17 @@ await runCli(async () => {
     await writeFileAtomic(argv['metrics-out'], JSON.stringify(json, null, 2) + '\n');
     say(`metrics written to ${argv['metrics-out']}`);
   }
-  for (const w of writers) say(await w.finish());
+  for (const w of writers) {
+    // A file over every image (COCO results) is written by rank 0 from every rank's part; per-image files by each rank.
+    if (shard && w.shardPart) {
+      const parts = await allGatherJson(shard, w.shardPart());
+      if (!root) continue;
+      w.adoptParts!(parts);
+    }
+    const where = await w.finish();
+    if (!shard || w.shardPart) say(where);
+    else say(`${where} (each rank its own images)`);
+  }
   await dataset.close?.();
   await release();
   await mpi?.finalize();

@@ -23,6 +23,14 @@ export interface PredictionWriter {
   write(item: EvalItem, pred: Prediction): Promise<void>;
   /** Finishes (writes what was gathered) and says where the outputs are. */
   finish(): Promise<string>;
+  /**
+   * A writer of one file over every image (COCO results): what this process gathered, JSON-
+   * serialisable, for sharded evaluation to collect on one process ({@link PredictionWriter.adoptParts}).
+   * Writers of per-image files have none: every process writes its own images.
+   */
+  shardPart?(): unknown;
+  /** Replaces what this writer gathered by every process's part (its own included), before `finish`. */
+  adoptParts?(parts: unknown[]): void;
 }
 
 export interface WriterOptions {
@@ -122,17 +130,24 @@ function detectionOverlayWriter(o: WriterOptions, dir: string): PredictionWriter
 function cocoResultsWriter(o: WriterOptions, file: string): PredictionWriter {
   if (!(o.dataset instanceof CocoDataset)) throw new Error('--out: COCO results need a COCO-format dataset (category ids)');
   const label2cat = o.dataset.label2cat;
-  const res: Record<'bbox' | 'segm', CocoResult[]> = { bbox: [], segm: [] };
+  // Per image (dataset index), so that the parts of sharded evaluation merge into dataset order.
+  type ImageResults = [index: number, bbox: CocoResult[], segm: CocoResult[]];
+  let images: ImageResults[] = [];
   const stem = file.replace(/\.json$/, '');
   return {
     write: async (item, pred) => {
       const inst = pred.instances;
       const id = item.meta.imageId;
       if (!inst || id === undefined) throw new Error(`--out: sample ${item.index} has no instances or no image id`);
-      res.bbox.push(...instancesToCocoResults(id, inst, label2cat, 'bbox'));
-      if (inst.masks) res.segm.push(...instancesToCocoResults(id, inst, label2cat, 'segm'));
+      images.push([item.index, instancesToCocoResults(id, inst, label2cat, 'bbox'), inst.masks ? instancesToCocoResults(id, inst, label2cat, 'segm') : []]);
+    },
+    shardPart: () => images,
+    adoptParts: (parts) => {
+      images = (parts as ImageResults[][]).flat();
     },
     finish: async () => {
+      const ordered = [...images].sort((a, b) => a[0] - b[0]);
+      const res = { bbox: ordered.flatMap((r) => r[1]), segm: ordered.flatMap((r) => r[2]) };
       await mkdir(path.dirname(path.resolve(file)), { recursive: true });
       const files = [`${stem}.bbox.json`, ...(res.segm.length ? [`${stem}.segm.json`] : [])];
       await writeFileAtomic(files[0], JSON.stringify(res.bbox));
