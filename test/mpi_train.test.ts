@@ -53,10 +53,11 @@ function config(): string {
   return file;
 }
 
-function mpirun(np: number, args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): { code: number | null; out: string; seconds: number } {
+/** `tool` (tools/train.ts unless said) on `np` ranks under mpirun. */
+function mpirun(np: number, args: string[], env: Record<string, string> = {}, timeoutMs = 120_000, tool = 'train.ts'): { code: number | null; out: string; seconds: number } {
   const t0 = performance.now();
   const r = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '-np', String(np),
-    process.execPath, '--import', 'tsx', path.join(ROOT, 'tools', 'train.ts'), ...args],
+    process.execPath, '--import', 'tsx', path.join(ROOT, 'tools', tool), ...args],
   { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...ENV, ...env }, timeout: timeoutMs, maxBuffer: 1 << 26 });
   return { code: r.status, out: `${r.stdout}\n${r.stderr}`, seconds: (performance.now() - t0) / 1000 };
 }
@@ -186,9 +187,8 @@ test('tools/test.ts --launcher mpi: the same metrics JSON and the same COCO resu
   const out = (n: number) => ['--metrics-out', path.join(work, `metrics${n}.json`), '--out', path.join(work, `results${n}`)];
   const one = runTool('test.ts', [cfg, ckpt, ...out(1)], ENV);
   assert.equal(one.code, 0, one.stderr);
-  const r = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '-np', '2', process.execPath, '--import', 'tsx',
-    path.join(ROOT, 'tools', 'test.ts'), cfg, ckpt, '--launcher', 'mpi', ...out(2)], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...ENV }, timeout: 120_000 });
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  const two = mpirun(2, [cfg, ckpt, '--launcher', 'mpi', ...out(2)], {}, 120_000, 'test.ts');
+  assert.equal(two.code, 0, two.out);
   const metrics = (n: number) => JSON.parse(readFileSync(path.join(work, `metrics${n}.json`), 'utf8')) as Record<string, unknown>;
   assert.deepEqual(metrics(2), metrics(1));
   for (const kind of ['bbox', 'segm']) {

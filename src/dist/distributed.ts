@@ -11,8 +11,8 @@ import type { BatchGradients, GradientSource } from '../engine/gradients.ts';
 import type { ProcessGroup } from '../engine/process_group.ts';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.ts';
 import type { Module } from '../nn/module.ts';
-import { BatchNorm2d, type StatReducer } from '../nn/norm.ts';
-import { usesBatchCounts } from '../ops/batch_counts.ts';
+import { BatchNorm2d } from '../nn/norm.ts';
+import { usesBatchCounts, type CountReducer } from '../ops/batch_counts.ts';
 
 /** The collectives data parallelism needs (an {@link Mpi} is one). */
 export interface Collectives extends ProcessGroup {
@@ -88,7 +88,7 @@ export async function broadcastState(model: Module, comm: Collectives): Promise<
  * compute their training statistics over all ranks' batches. Returns how many were converted.
  */
 export function convertSyncBatchNorm(model: Module, comm: Collectives, all = true): number {
-  const reducer: StatReducer = { sumSync: (buf) => comm.allReduceSumSync(buf) };
+  const reducer = blockingSum(comm);
   let n = 0;
   const visit = (m: Module): void => {
     if (m instanceof BatchNorm2d && (all || m.syncRequested)) {
@@ -109,6 +109,11 @@ export function convertSyncBatchNorm(model: Module, comm: Collectives, all = tru
  */
 export function shareLossCounts(model: Module, comm: Collectives): boolean {
   if (!usesBatchCounts(model)) return false;
-  model.countReducer = { size: comm.size, sumSync: (buf) => comm.allReduceSumSync(buf) };
+  model.countReducer = blockingSum(comm);
   return true;
+}
+
+/** The blocking in-place sum over the ranks that SyncBN statistics and loss counts take. */
+function blockingSum(comm: Collectives): CountReducer {
+  return { size: comm.size, sumSync: (buf) => comm.allReduceSumSync(buf) };
 }

@@ -14,7 +14,7 @@ interface CpuBackend {
 }
 
 /** The input index the cpu forward reads for output index `o` of an axis `inSize` → `outSize`. */
-export function nearestSource(o: number, inSize: number, outSize: number, alignCorners: boolean, halfPixelCenters: boolean): number {
+function nearestSource(o: number, inSize: number, outSize: number, alignCorners: boolean, halfPixelCenters: boolean): number {
   const ratio = (alignCorners && outSize > 1 ? inSize - 1 : inSize) / (alignCorners && outSize > 1 ? outSize - 1 : outSize);
   const frac = halfPixelCenters ? ratio * (o + 0.5) : ratio * o;
   const i = Math.min(inSize - 1, alignCorners ? Math.round(frac) : Math.floor(frac));
